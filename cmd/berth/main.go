@@ -1,0 +1,34 @@
+// Command berth is the berth container engine. Run as berth-runc (any
+// name ending in "runc"), it is a runc-compatible OCI runtime; as berth,
+// the runtime is its subcommand `berth runtime`.
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/runtime/cli"
+	"github.com/berth-project/berth/runtime/container"
+	_ "github.com/berth-project/berth/runtime/nsexec" // the container init's C stage
+)
+
+func main() {
+	if container.IsInit() {
+		container.Init() // never returns
+	}
+	if strings.HasSuffix(filepath.Base(os.Args[0]), "runc") {
+		os.Exit(cli.NewCommand(filepath.Base(os.Args[0])).Execute(os.Args[1:]))
+	}
+	rt := cli.NewCommand("runtime")
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "berth: find, run, build and share containers",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(rt.Cobra)
+	os.Exit(cli.ExecuteRoot(root, os.Args[1:], rt))
+}

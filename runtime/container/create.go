@@ -1,0 +1,320 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/runtime/caps"
+	"github.com/berth-project/berth/runtime/hooks"
+	"github.com/berth-project/berth/runtime/namespaces"
+	"github.com/berth-project/berth/runtime/seccomp"
+	"github.com/berth-project/berth/runtime/spec"
+)
+
+// CreateOpts are the options of `create` and `run`.
+type CreateOpts struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFds   int
+	Stdio         [3]*os.File
+	// Run: start at once, through the sync socket instead of the fifo.
+	Run bool
+	// consoleConn replaces ConsoleSocket (run with a terminal in the
+	// foreground: the runtime itself receives the pty).
+	consoleConn *os.File
+}
+
+// initConfig is what the parent sends init (or an exec'd process).
+type initConfig struct {
+	Exec         bool        `json:"exec,omitempty"`
+	Spec         *specs.Spec `json:"spec"`
+	ID           string      `json:"id"`
+	Bundle       string      `json:"bundle"`
+	HostPid      int         `json:"hostPid"`
+	NoPivot      bool        `json:"noPivot,omitempty"`
+	NoNewKeyring bool        `json:"noNewKeyring,omitempty"`
+	UserNS       bool        `json:"userns,omitempty"`
+	NewNetNS     bool        `json:"newNetns,omitempty"`
+	PreserveFds  int         `json:"preserveFds"`
+	FifoFd       int         `json:"fifoFd"`    // -1: wait for msgStart
+	ConsoleFd    int         `json:"consoleFd"` // -1: no console socket
+}
+
+// Create makes a container from a bundle and leaves its init waiting for
+// Start (or, with o.Run, starts it). On any error nothing is left behind:
+// no state directory, cgroup, mount or process.
+func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := validateSystem(s); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	if !namespaces.Has(s.Linux, specs.MountNamespace) {
+		return nil, nil, fmt.Errorf("linux.namespaces: berth needs a mount namespace to set up the root filesystem")
+	}
+	if s.Process.Terminal == (o.ConsoleSocket == "" && o.consoleConn == nil) {
+		if s.Process.Terminal {
+			return nil, nil, fmt.Errorf("process.terminal is true: --console-socket is required")
+		}
+		return nil, nil, fmt.Errorf("--console-socket given but process.terminal is false")
+	}
+
+	dir := r.dir(o.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, nil, fmt.Errorf("container %q already exists", o.ID)
+		}
+		return nil, nil, fmt.Errorf("create state dir: %w", err)
+	}
+	c = &Container{dir: dir, State: State{ID: o.ID, Bundle: bundle, Rootfs: s.Root.Path,
+		Created: time.Now().UTC(), Owner: owner(), Rootless: os.Geteuid() != 0, Spec: s}}
+	var cg cgroups.Manager
+	defer func() {
+		if retErr != nil {
+			if p != nil {
+				unix.Kill(p.pid, unix.SIGKILL)
+				reap(p.pid)
+				p.sock.Close()
+				p = nil
+			}
+			if cg != nil {
+				if err := cg.Destroy(); err != nil {
+					r.Log.Warn("remove cgroup", "id", o.ID, "err", err)
+				}
+			}
+			os.RemoveAll(dir)
+		}
+	}()
+
+	cg, err = cgroups.New(cgroups.Config{Path: s.Linux.CgroupsPath, ContainerID: o.ID, Rootless: c.State.Rootless})
+	if err != nil {
+		cg = nil
+		return nil, nil, err
+	}
+	c.State.CgroupPaths = cg.Paths()
+
+	sp := &spawnSpec{stdio: o.Stdio, uidMap: s.Linux.UIDMappings, gidMap: s.Linux.GIDMappings}
+	for i := 0; i < o.PreserveFds; i++ {
+		sp.preserve = append(sp.preserve, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	// LISTEN_FDS (socket activation) are passed on as runc does.
+	if n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS")); n > o.PreserveFds {
+		for i := o.PreserveFds; i < n; i++ {
+			sp.preserve = append(sp.preserve, os.NewFile(uintptr(3+i), "listen"))
+		}
+	}
+	userns := false
+	newNet := false
+	for _, ns := range s.Linux.Namespaces {
+		flag, _ := namespaces.CloneFlag(ns.Type)
+		if ns.Path == "" {
+			sp.cloneFlags |= flag
+			newNet = newNet || ns.Type == specs.NetworkNamespace
+		} else {
+			sp.joins = append(sp.joins, nsJoin{flag, ns.Path})
+		}
+		userns = userns || ns.Type == specs.UserNamespace
+	}
+	sp.timens = timensOffsets(s.Linux.TimeOffsets)
+
+	cfg := &initConfig{Spec: s, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
+	next := len(sp.preserve) + 4 // after stdio, preserved fds and the sync socket
+	if !o.Run {
+		fifo := filepath.Join(dir, fifoFile)
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+		}
+		ff, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open exec fifo: %w", err)
+		}
+		defer ff.Close()
+		sp.extra = append(sp.extra, ff)
+		cfg.FifoFd = next
+		next++
+	}
+	if o.consoleConn != nil {
+		sp.extra = append(sp.extra, o.consoleConn)
+		cfg.ConsoleFd = next
+	} else if o.ConsoleSocket != "" {
+		conn, err := dialUnix(o.ConsoleSocket)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--console-socket %s: %w", o.ConsoleSocket, err)
+		}
+		defer conn.Close()
+		sp.extra = append(sp.extra, conn)
+		cfg.ConsoleFd = next
+	}
+	sp.placed = func(pid int) error {
+		if err := cg.Apply(pid); err != nil {
+			return err
+		}
+		return cg.Set(cgroupResources(s.Linux))
+	}
+
+	p, err = r.spawn(sp)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.State.Pid = p.pid
+	cfg.HostPid = p.pid
+	if s.Process.OOMScoreAdj != nil {
+		path := fmt.Sprintf("/proc/%d/oom_score_adj", p.pid)
+		if err := os.WriteFile(path, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
+			return nil, nil, fmt.Errorf("process.oomScoreAdj: %w%s", err, capHint(err, "lowering it"))
+		}
+	}
+	if err := p.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, nil, fmt.Errorf("send config to container init: %w", err)
+	}
+	for {
+		m, err := p.recv()
+		if err != nil {
+			return nil, nil, initError(err)
+		}
+		if m.Type == msgReady {
+			break
+		}
+		if m.Type != msgHooks {
+			return nil, nil, fmt.Errorf("unexpected message %q from container init", m.Type)
+		}
+		if s.Hooks != nil {
+			st := c.hookState(Creating)
+			if err := hooks.Run("prestart", s.Hooks.Prestart, st); err != nil {
+				return nil, nil, err
+			}
+			if err := hooks.Run("createRuntime", s.Hooks.CreateRuntime, st); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := p.send(message{Type: msgOK}); err != nil {
+			return nil, nil, err
+		}
+	}
+	start, _, err := procStat(p.pid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container init exited: %w", err)
+	}
+	c.State.PidStart = start
+	if err := c.save(); err != nil {
+		return nil, nil, fmt.Errorf("save state: %w", err)
+	}
+	if o.PidFile != "" {
+		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(p.pid)), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	return c, p, nil
+}
+
+func initError(err error) error {
+	if errors.Is(err, os.ErrClosed) || err.Error() == "EOF" {
+		return fmt.Errorf("container init exited before it was ready")
+	}
+	return err
+}
+
+// validateSystem checks the parts of the config that depend on this
+// machine or on the kernel, before anything is created.
+func validateSystem(s *specs.Spec) error {
+	if err := caps.Validate(s.Process.Capabilities); err != nil {
+		return err
+	}
+	if s.Linux.Seccomp != nil {
+		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	return checkRlimits(s.Process.Rlimits)
+}
+
+// checkRlimits refuses a hard limit above this process's when berth could
+// not raise it (no CAP_SYS_RESOURCE): the kernel would refuse it later.
+func checkRlimits(rl []specs.POSIXRlimit) error {
+	if hasCap(unix.CAP_SYS_RESOURCE) {
+		return nil
+	}
+	for i, r := range rl {
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(spec.Rlimits[r.Type], &cur); err != nil {
+			continue
+		}
+		if r.Hard > cur.Max {
+			return fmt.Errorf("process.rlimits[%d]: %s hard limit %d is above the current hard limit %d, and raising it needs CAP_SYS_RESOURCE",
+				i, r.Type, r.Hard, cur.Max)
+		}
+	}
+	return nil
+}
+
+func hasCap(c int) bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<uint(c)) != 0
+		}
+	}
+	return false
+}
+
+func capHint(err error, what string) string {
+	if errors.Is(err, os.ErrPermission) && !hasCap(unix.CAP_SYS_RESOURCE) {
+		return " (" + what + " needs CAP_SYS_RESOURCE, which berth does not have here)"
+	}
+	return ""
+}
+
+func timensOffsets(o map[string]specs.LinuxTimeOffset) string {
+	var b strings.Builder
+	for clock, off := range o {
+		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	return b.String()
+}
+
+func owner() string {
+	if u, err := user.LookupId(strconv.Itoa(os.Geteuid())); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Geteuid())
+}
+
+func dialUnix(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

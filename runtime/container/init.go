@@ -1,0 +1,280 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime/console"
+	"github.com/berth-project/berth/runtime/hooks"
+	"github.com/berth-project/berth/runtime/nsexec"
+	"github.com/berth-project/berth/runtime/rootfs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// IsInit reports whether this process was started as a container init or
+// exec (stage 1, after runtime/nsexec), so main must call Init.
+func IsInit() bool { return os.Getenv(nsexec.EnvInitPipe) != "" }
+
+func init() {
+	// Namespaces, credentials and capabilities are per thread: init's
+	// whole life happens on the thread that execs.
+	if IsInit() {
+		runtime.LockOSThread()
+	}
+}
+
+// Init runs stage 1 of a container init or exec. It never returns: it
+// execs the user's program or exits 1 after reporting the error to the
+// parent.
+func Init() {
+	fd, err := strconv.Atoi(os.Getenv(nsexec.EnvInitPipe))
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Unsetenv(nsexec.EnvInitPipe)
+	sock := os.NewFile(uintptr(fd), "sync")
+	p := &proc{sock: sock, dec: json.NewDecoder(sock), enc: json.NewEncoder(sock), syncFd: fd}
+	m, err := p.recv()
+	if err == nil && m.Config == nil {
+		err = fmt.Errorf("no config from the runtime")
+	}
+	if err == nil {
+		if m.Config.Exec {
+			err = execInit(p, m.Config)
+		} else {
+			err = containerInit(p, m.Config)
+		}
+	}
+	p.send(message{Type: msgError, Error: err.Error()})
+	os.Exit(1)
+}
+
+// containerInit prepares the container around itself and execs the
+// user's program once started.
+func containerInit(p *proc, c *initConfig) error {
+	s := c.Spec
+	if !c.NoNewKeyring {
+		// A fresh session keyring, so the container cannot read the
+		// host's keys. Kernels without keyrings just lack this.
+		unix.KeyctlJoinSessionKeyring("_ses." + c.ID)
+	}
+	if c.NewNetNS {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	rc := &rootfs.Config{Spec: s, Rootfs: s.Root.Path, NoPivot: c.NoPivot, UserNS: c.UserNS}
+	if err := rootfs.Prepare(rc); err != nil {
+		return err
+	}
+	if err := p.send(message{Type: msgHooks}); err != nil {
+		return err
+	}
+	if _, err := p.recv(); err != nil {
+		return err
+	}
+	state := hookState(c, Created)
+	if s.Hooks != nil {
+		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, state); err != nil {
+			return err
+		}
+	}
+	if err := rootfs.Pivot(rc); err != nil {
+		return err
+	}
+	if s.Process.Terminal {
+		if err := setupConsole(c, true); err != nil {
+			return err
+		}
+	}
+	if err := rootfs.Finalize(rc); err != nil {
+		return err
+	}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("domainname: %w", err)
+		}
+	}
+	for k, v := range s.Linux.Sysctl {
+		if err := writeSysctl(k, v); err != nil {
+			return err
+		}
+	}
+	ps, err := prepareProcess(s.Process, s.Linux)
+	if err != nil {
+		return err
+	}
+	if err := p.send(message{Type: msgReady}); err != nil {
+		return err
+	}
+	if c.FifoFd >= 0 {
+		if err := waitFifo(c.FifoFd); err != nil {
+			return err
+		}
+	} else if m, err := p.recv(); err != nil || m.Type != msgStart {
+		return fmt.Errorf("waiting for start: %v", err)
+	}
+	if s.Hooks != nil {
+		if err := hooks.Run("startContainer", s.Hooks.StartContainer, hookState(c, Running)); err != nil {
+			return err
+		}
+	}
+	return ps.exec(c.PreserveFds)
+}
+
+// execInit runs a new process in a running container: stage 0 has
+// already entered all its namespaces.
+func execInit(p *proc, c *initConfig) error {
+	s := c.Spec
+	if s.Process.Terminal {
+		if err := setupConsole(c, false); err != nil {
+			return err
+		}
+	}
+	ps, err := prepareProcess(s.Process, s.Linux)
+	if err != nil {
+		return err
+	}
+	return ps.exec(c.PreserveFds)
+}
+
+func hookState(c *initConfig, status specs.ContainerState) []byte {
+	data, _ := json.Marshal(specs.State{Version: specs.Version, ID: c.ID, Status: status,
+		Pid: c.HostPid, Bundle: c.Bundle, Annotations: c.Spec.Annotations})
+	return data
+}
+
+// waitFifo blocks until `start` opens the exec fifo for reading.
+func waitFifo(fd int) error {
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer f.Close()
+	unix.Close(fd)
+	if _, err := f.Write([]byte{'0'}); err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	return nil
+}
+
+// setupConsole makes the container's pty, makes its slave the process's
+// stdio (and /dev/console for init), and sends the master to the console
+// socket.
+func setupConsole(c *initConfig, isInit bool) error {
+	if c.ConsoleFd < 0 {
+		return fmt.Errorf("process.terminal: no console socket to send the terminal to")
+	}
+	sock := os.NewFile(uintptr(c.ConsoleFd), "console-socket")
+	defer sock.Close()
+	master, slave, err := console.NewPty()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	defer slave.Close()
+	if cs := c.Spec.Process.ConsoleSize; cs != nil {
+		if err := console.SetSize(slave, uint16(cs.Height), uint16(cs.Width)); err != nil {
+			return fmt.Errorf("process.consoleSize: %w", err)
+		}
+	}
+	if isInit {
+		if err := bindConsole(slave); err != nil {
+			return err
+		}
+	}
+	if err := console.SendFd(sock, slave.Name(), master); err != nil {
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		if err := unix.Dup3(int(slave.Fd()), i, 0); err != nil {
+			return fmt.Errorf("terminal as stdio: %w", err)
+		}
+	}
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("set controlling terminal: %w", err)
+	}
+	return nil
+}
+
+func writeSysctl(key, value string) error {
+	path := "/proc/sys/" + sysctlPath(key)
+	if err := os.WriteFile(path, []byte(value), 0); err != nil {
+		return fmt.Errorf("linux.sysctl[%q]: %w", key, err)
+	}
+	return nil
+}
+
+func sysctlPath(key string) string {
+	b := []byte(key)
+	for i := range b {
+		if b[i] == '.' {
+			b[i] = '/'
+		} else if b[i] == '/' {
+			b[i] = '.'
+		}
+	}
+	return string(b)
+}
+
+// loopbackUp brings up lo in a new network namespace, as runc does.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	return nil
+}
+
+// bindConsole makes the pty slave the container's /dev/console, as a bind
+// mount over a file created (never followed, if a symlink) in /dev.
+func bindConsole(slave *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Lstat("/dev/console", &st); err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		unix.Unlink("/dev/console")
+		fd, err := unix.Open("/dev/console", unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("create /dev/console: %w", err)
+		}
+		unix.Close(fd)
+	}
+	fd, err := unix.Open("/dev/console", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/console: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("/dev/console: replaced by a symlink")
+	}
+	src := "/proc/self/fd/" + strconv.Itoa(int(slave.Fd()))
+	dst := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind pty to /dev/console: %w", err)
+	}
+	return nil
+}
