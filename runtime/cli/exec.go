@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
-	"github.com/moby/sys/capability"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/runtime/container"

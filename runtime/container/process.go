@@ -61,18 +61,22 @@ func (pp *preparedProcess) exec(preserveFds int) error {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
 	}
+	if err := os.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("process.cwd: %w", err)
+	}
+	if err := checkCwd(p.Cwd); err != nil {
+		return err
+	}
+	// Before any filter: a profile may not allow what this needs.
+	if err := closeExtraFds(3 + preserveFds); err != nil {
+		return err
+	}
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
 	// before the capabilities go.
 	if sc != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(sc); err != nil {
 			return err
 		}
-	}
-	if err := os.Chdir(p.Cwd); err != nil {
-		return fmt.Errorf("process.cwd: %w", err)
-	}
-	if err := checkCwd(p.Cwd); err != nil {
-		return err
 	}
 	if err := caps.DropBounding(p.Capabilities); err != nil {
 		return err
@@ -86,9 +90,6 @@ func (pp *preparedProcess) exec(preserveFds int) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	if err := unix.CloseRange(uint(3+preserveFds), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close inherited files: %w", err)
-	}
 	if sc != nil && p.NoNewPrivileges {
 		if err := loadSeccomp(sc); err != nil {
 			return err
@@ -96,6 +97,26 @@ func (pp *preparedProcess) exec(preserveFds int) error {
 	}
 	err := unix.Exec(pp.path, p.Args, pp.env)
 	return fmt.Errorf("exec %s: %w", p.Args[0], err)
+}
+
+// closeExtraFds marks every descriptor from first on close-on-exec, so
+// nothing berth holds (the sync socket, the runtime's own files) reaches
+// the user's program.
+func closeExtraFds(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited files: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
 }
 
 func loadSeccomp(sc *specs.LinuxSeccomp) error {
