@@ -47,6 +47,7 @@ type initConfig struct {
 	HostPid      int         `json:"hostPid"`
 	NoPivot      bool        `json:"noPivot,omitempty"`
 	NoNewKeyring bool        `json:"noNewKeyring,omitempty"`
+	NoMountNS    bool        `json:"noMountns,omitempty"` // chroot only
 	UserNS       bool        `json:"userns,omitempty"`
 	NewNetNS     bool        `json:"newNetns,omitempty"`
 	PreserveFds  int         `json:"preserveFds"`
@@ -72,8 +73,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err := validateSystem(s); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 	}
-	if !namespaces.Has(s.Linux, specs.MountNamespace) {
-		return nil, nil, fmt.Errorf("linux.namespaces: berth needs a mount namespace to set up the root filesystem")
+	mountNS := namespaces.Has(s.Linux, specs.MountNamespace)
+	if !mountNS && len(s.Mounts) > 0 {
+		// Mounting without a mount namespace would change the host's:
+		// such a container only gets a chroot (runc mounts on the host).
+		r.Log.Warn("no mount namespace: mounts, masked and read-only paths are not applied", "id", o.ID)
 	}
 	if s.Process.Terminal == (o.ConsoleSocket == "" && o.consoleConn == nil) {
 		if s.Process.Terminal {
@@ -141,12 +145,17 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	sp.timens = timensOffsets(s.Linux.TimeOffsets)
 
 	cfg := &initConfig{Spec: s, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
+		NoMountNS: !mountNS, UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	next := len(sp.preserve) + 4 // after stdio, preserved fds and the sync socket
 	if !o.Run {
 		fifo := filepath.Join(dir, fifoFile)
-		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		if err := unix.Mkfifo(fifo, 0o622); err != nil {
 			return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+		}
+		// init opens it as the container's root, which a user namespace
+		// maps to another host uid.
+		if err := os.Chown(fifo, hostID(s.Linux.UIDMappings, 0), hostID(s.Linux.GIDMappings, 0)); err != nil {
+			return nil, nil, fmt.Errorf("chown exec fifo: %w", err)
 		}
 		ff, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -290,6 +299,20 @@ func capHint(err error, what string) string {
 		return " (" + what + " needs CAP_SYS_RESOURCE, which berth does not have here)"
 	}
 	return ""
+}
+
+// hostID maps a container id to the host through a user namespace's
+// mappings (the identity without one).
+func hostID(m []specs.LinuxIDMapping, id uint32) int {
+	if len(m) == 0 {
+		return int(id)
+	}
+	for _, e := range m {
+		if id >= e.ContainerID && id-e.ContainerID < e.Size {
+			return int(e.HostID + id - e.ContainerID)
+		}
+	}
+	return -1
 }
 
 func timensOffsets(o map[string]specs.LinuxTimeOffset) string {

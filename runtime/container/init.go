@@ -50,7 +50,11 @@ func Init() {
 			err = containerInit(p, m.Config)
 		}
 	}
-	p.send(message{Type: msgError, Error: err.Error()})
+	// After create has returned nobody reads the socket: the container's
+	// stderr is where the error can still be seen.
+	if p.detached || p.send(message{Type: msgError, Error: err.Error()}) != nil {
+		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
+	}
 	os.Exit(1)
 }
 
@@ -68,9 +72,23 @@ func containerInit(p *proc, c *initConfig) error {
 			return err
 		}
 	}
+	// The exec fifo is reopened through the host's /proc, which the
+	// container's root may not have.
+	procFds := -1
+	if c.FifoFd >= 0 {
+		fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open /proc/self/fd: %w", err)
+		}
+		procFds = fd
+		defer unix.Close(fd)
+	}
 	rc := &rootfs.Config{Spec: s, Rootfs: s.Root.Path, NoPivot: c.NoPivot, UserNS: c.UserNS}
-	if err := rootfs.Prepare(rc); err != nil {
-		return err
+	if !c.NoMountNS {
+		if err := rootfs.Prepare(rc); err != nil {
+			return err
+		}
+		defer rc.Close()
 	}
 	if err := p.send(message{Type: msgHooks}); err != nil {
 		return err
@@ -84,16 +102,27 @@ func containerInit(p *proc, c *initConfig) error {
 			return err
 		}
 	}
-	if err := rootfs.Pivot(rc); err != nil {
-		return err
-	}
-	if s.Process.Terminal {
-		if err := setupConsole(c, true); err != nil {
+	if c.NoMountNS {
+		if err := chroot(s.Root.Path); err != nil {
 			return err
 		}
-	}
-	if err := rootfs.Finalize(rc); err != nil {
-		return err
+		if s.Process.Terminal {
+			if err := setupConsole(c, false); err != nil {
+				return err
+			}
+		}
+	} else {
+		if err := rootfs.Pivot(rc); err != nil {
+			return err
+		}
+		if s.Process.Terminal {
+			if err := setupConsole(c, true); err != nil {
+				return err
+			}
+		}
+		if err := rootfs.Finalize(rc); err != nil {
+			return err
+		}
 	}
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
@@ -118,7 +147,9 @@ func containerInit(p *proc, c *initConfig) error {
 		return err
 	}
 	if c.FifoFd >= 0 {
-		if err := waitFifo(c.FifoFd); err != nil {
+		// create returns now: later errors can only go to stderr.
+		p.detached = true
+		if err := waitFifo(procFds, c.FifoFd); err != nil {
 			return err
 		}
 	} else if m, err := p.recv(); err != nil || m.Type != msgStart {
@@ -148,6 +179,16 @@ func execInit(p *proc, c *initConfig) error {
 	return ps.exec(c.PreserveFds)
 }
 
+func chroot(root string) error {
+	if err := unix.Chroot(root); err != nil {
+		return fmt.Errorf("chroot %s: %w", root, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chroot %s: %w", root, err)
+	}
+	return nil
+}
+
 func hookState(c *initConfig, status specs.ContainerState) []byte {
 	data, _ := json.Marshal(specs.State{Version: specs.Version, ID: c.ID, Status: status,
 		Pid: c.HostPid, Bundle: c.Bundle, Annotations: c.Spec.Annotations})
@@ -155,11 +196,12 @@ func hookState(c *initConfig, status specs.ContainerState) []byte {
 }
 
 // waitFifo blocks until `start` opens the exec fifo for reading.
-func waitFifo(fd int) error {
-	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_WRONLY|unix.O_CLOEXEC, 0)
+func waitFifo(procFds, fd int) error {
+	wfd, err := unix.Openat(procFds, strconv.Itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	f := os.NewFile(uintptr(wfd), "exec.fifo")
 	defer f.Close()
 	unix.Close(fd)
 	if _, err := f.Write([]byte{'0'}); err != nil {

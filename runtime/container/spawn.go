@@ -49,6 +49,8 @@ type proc struct {
 	enc  *json.Encoder
 	// syncFd is the sync socket's number in the child; extra files follow.
 	syncFd int
+	// detached: (in init) the parent no longer listens.
+	detached bool
 }
 
 // message is one JSON message on the sync socket.
