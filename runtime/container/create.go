@@ -40,19 +40,21 @@ type CreateOpts struct {
 
 // initConfig is what the parent sends init (or an exec'd process).
 type initConfig struct {
-	Exec         bool        `json:"exec,omitempty"`
-	Spec         *specs.Spec `json:"spec"`
-	ID           string      `json:"id"`
-	Bundle       string      `json:"bundle"`
-	HostPid      int         `json:"hostPid"`
-	NoPivot      bool        `json:"noPivot,omitempty"`
-	NoNewKeyring bool        `json:"noNewKeyring,omitempty"`
-	NoMountNS    bool        `json:"noMountns,omitempty"` // chroot only
-	UserNS       bool        `json:"userns,omitempty"`
-	NewNetNS     bool        `json:"newNetns,omitempty"`
-	PreserveFds  int         `json:"preserveFds"`
-	FifoFd       int         `json:"fifoFd"`    // -1: wait for msgStart
-	ConsoleFd    int         `json:"consoleFd"` // -1: no console socket
+	Exec bool        `json:"exec,omitempty"`
+	Spec *specs.Spec `json:"spec"`
+	// Seccomp is linux.seccomp compiled by the parent.
+	Seccomp      *seccomp.Program `json:"seccomp,omitempty"`
+	ID           string           `json:"id"`
+	Bundle       string           `json:"bundle"`
+	HostPid      int              `json:"hostPid"`
+	NoPivot      bool             `json:"noPivot,omitempty"`
+	NoNewKeyring bool             `json:"noNewKeyring,omitempty"`
+	NoMountNS    bool             `json:"noMountns,omitempty"` // chroot only
+	UserNS       bool             `json:"userns,omitempty"`
+	NewNetNS     bool             `json:"newNetns,omitempty"`
+	PreserveFds  int              `json:"preserveFds"`
+	FifoFd       int              `json:"fifoFd"`    // -1: wait for msgStart
+	ConsoleFd    int              `json:"consoleFd"` // -1: no console socket
 }
 
 // Create makes a container from a bundle and leaves its init waiting for
@@ -70,7 +72,8 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := validateSystem(s); err != nil {
+	filter, err := validateSystem(s)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 	}
 	mountNS := namespaces.Has(s.Linux, specs.MountNamespace)
@@ -144,7 +147,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	}
 	sp.timens = timensOffsets(s.Linux.TimeOffsets)
 
-	cfg := &initConfig{Spec: s, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+	cfg := &initConfig{Spec: s, Seccomp: filter, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NoMountNS: !mountNS, UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	next := len(sp.preserve) + 4 // after stdio, preserved fds and the sync socket
 	if !o.Run {
@@ -248,15 +251,18 @@ func initError(err error) error {
 }
 
 // validateSystem checks the parts of the config that depend on this
-// machine or on the kernel, before anything is created.
-func validateSystem(s *specs.Spec) error {
+// machine or on the kernel, before anything is created, and compiles the
+// seccomp profile (which validates it).
+func validateSystem(s *specs.Spec) (*seccomp.Program, error) {
+	if err := checkSystem(s); err != nil {
+		return nil, err
+	}
+	return seccomp.Compile(s.Linux.Seccomp)
+}
+
+func checkSystem(s *specs.Spec) error {
 	if err := caps.Validate(s.Process.Capabilities); err != nil {
 		return err
-	}
-	if s.Linux.Seccomp != nil {
-		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
-			return err
-		}
 	}
 	return checkRlimits(s.Process.Rlimits)
 }

@@ -139,7 +139,7 @@ func containerInit(p *proc, c *initConfig) error {
 			return err
 		}
 	}
-	ps, err := prepareProcess(s.Process, s.Linux)
+	ps, err := prepareProcess(s.Process, s.Linux, c.Seccomp)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func execInit(p *proc, c *initConfig) error {
 			return err
 		}
 	}
-	ps, err := prepareProcess(s.Process, s.Linux)
+	ps, err := prepareProcess(s.Process, s.Linux, c.Seccomp)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,15 +21,16 @@ import (
 
 // preparedProcess is the user's program, checked and ready to exec.
 type preparedProcess struct {
-	p     *specs.Process
-	linux *specs.Linux
-	path  string // resolved executable
-	env   []string
+	p       *specs.Process
+	linux   *specs.Linux
+	seccomp *seccomp.Program
+	path    string // resolved executable
+	env     []string
 }
 
 // prepareProcess runs inside the container's root before `start`, so a
 // missing executable or a bad rlimit fails `create`, not `start`.
-func prepareProcess(p *specs.Process, l *specs.Linux) (*preparedProcess, error) {
+func prepareProcess(p *specs.Process, l *specs.Linux, sc *seccomp.Program) (*preparedProcess, error) {
 	env := append([]string{}, p.Env...)
 	if lookupEnv(env, "HOME") == "" {
 		env = append(env, "HOME="+homeDir(int(p.User.UID)))
@@ -37,13 +39,7 @@ func prepareProcess(p *specs.Process, l *specs.Linux) (*preparedProcess, error) 
 	if err != nil {
 		return nil, err
 	}
-	for i, r := range p.Rlimits {
-		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
-		if err := unix.Prlimit(0, spec.Rlimits[r.Type], &lim, nil); err != nil {
-			return nil, fmt.Errorf("process.rlimits[%d]: set %s to %d/%d: %w%s", i, r.Type, r.Soft, r.Hard, err, capHint(err, "raising a hard limit"))
-		}
-	}
-	return &preparedProcess{p: p, linux: l, path: path, env: env}, nil
+	return &preparedProcess{p: p, linux: l, seccomp: sc, path: path, env: env}, nil
 }
 
 // exec becomes the user's program: privileges are dropped in the order
@@ -52,10 +48,7 @@ func prepareProcess(p *specs.Process, l *specs.Linux) (*preparedProcess, error) 
 // (CVE-2024-21626) before execve.
 func (pp *preparedProcess) exec(preserveFds int) error {
 	p := pp.p
-	var sc *specs.LinuxSeccomp
-	if pp.linux != nil {
-		sc = pp.linux.Seccomp
-	}
+	sc := pp.seccomp
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
@@ -74,8 +67,18 @@ func (pp *preparedProcess) exec(preserveFds int) error {
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
 	// before the capabilities go.
 	if sc != nil && !p.NoNewPrivileges {
-		if err := loadSeccomp(sc); err != nil {
+		if err := loadSeccomp(sc, pp.linux.Seccomp); err != nil {
 			return err
+		}
+	}
+	// Late, so berth itself never runs under them (RLIMIT_AS, NOFILE),
+	// and before the capabilities go (raising a hard limit needs one).
+	for i, r := range p.Rlimits {
+		// syscall.Setrlimit, not prlimit: Go's exec restores the NOFILE
+		// soft limit it saw at startup unless it was set through here.
+		lim := syscall.Rlimit{Cur: r.Soft, Max: r.Hard}
+		if err := syscall.Setrlimit(spec.Rlimits[r.Type], &lim); err != nil {
+			return fmt.Errorf("process.rlimits[%d]: set %s to %d/%d: %w%s", i, r.Type, r.Soft, r.Hard, err, capHint(err, "raising a hard limit"))
 		}
 	}
 	if err := caps.DropBounding(p.Capabilities); err != nil {
@@ -91,7 +94,7 @@ func (pp *preparedProcess) exec(preserveFds int) error {
 		unix.Umask(int(*p.User.Umask))
 	}
 	if sc != nil && p.NoNewPrivileges {
-		if err := loadSeccomp(sc); err != nil {
+		if err := loadSeccomp(sc, pp.linux.Seccomp); err != nil {
 			return err
 		}
 	}
@@ -119,8 +122,8 @@ func closeExtraFds(first int) error {
 	return nil
 }
 
-func loadSeccomp(sc *specs.LinuxSeccomp) error {
-	fd, err := seccomp.Load(sc)
+func loadSeccomp(prog *seccomp.Program, sc *specs.LinuxSeccomp) error {
+	fd, err := prog.Load()
 	if err != nil {
 		return fmt.Errorf("linux.seccomp: %w", err)
 	}

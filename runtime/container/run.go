@@ -95,7 +95,8 @@ func (r *Runtime) Exec(c *Container, o ExecOpts) (int, error) {
 	if err := spec.ValidateProcess(o.Process); err != nil {
 		return -1, err
 	}
-	if err := validateSystem(&specs.Spec{Process: o.Process, Linux: c.State.Spec.Linux}); err != nil {
+	filter, err := validateSystem(&specs.Spec{Process: o.Process, Linux: c.State.Spec.Linux})
+	if err != nil {
 		return -1, err
 	}
 	switch st := c.Status(); st {
@@ -123,7 +124,7 @@ func (r *Runtime) Exec(c *Container, o ExecOpts) (int, error) {
 	}
 	s := *c.State.Spec
 	s.Process = o.Process
-	cfg := &initConfig{Exec: true, Spec: &s, ID: c.State.ID, Bundle: c.State.Bundle, HostPid: c.State.Pid,
+	cfg := &initConfig{Exec: true, Spec: &s, Seccomp: filter, ID: c.State.ID, Bundle: c.State.Bundle, HostPid: c.State.Pid,
 		UserNS: userns, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	var local *os.File
 	if o.Process.Terminal {

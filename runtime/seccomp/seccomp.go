@@ -1,17 +1,17 @@
 // Package seccomp turns the linux.seccomp section of an OCI runtime
-// configuration into a seccomp BPF filter and loads it into the calling
-// process, using libseccomp (through cgo).
+// configuration into a seccomp BPF program, using libseccomp (through cgo).
 //
-// The container's init process calls [Validate] early (to report a bad
-// profile before anything is set up), then [Load] shortly before it
-// execve()s the user's program, and, when the profile uses SCMP_ACT_NOTIFY,
-// [SendListener] to hand the notification fd to the seccomp agent listening
-// on linux.seccomp.listenerPath.
+// The runtime calls [Compile] in its own process, which validates the
+// profile (errors name the field) and yields a [Program]; the container's
+// init calls [Program.Load] just before it execve()s the user's program,
+// and, when the profile uses SCMP_ACT_NOTIFY, [SendListener] to hand the
+// notification fd to the agent listening on linux.seccomp.listenerPath.
 //
 // Syscall names that libseccomp does not know for any of the filter's
-// architectures are an error (they are usually typos); a name known only on
-// some of the architectures is fine, libseccomp adds the rule where the
-// syscall exists.
+// architectures are an error (they are usually typos), except real
+// syscalls newer than libseccomp, which are left to the default action; a
+// name known only on some of the architectures is fine, libseccomp adds
+// the rule where the syscall exists.
 package seccomp
 
 import (
@@ -61,29 +61,11 @@ func Validate(s *specs.LinuxSeccomp) error {
 //
 // A nil s loads nothing and returns -1.
 func Load(s *specs.LinuxSeccomp) (notifyFd int, err error) {
-	if s == nil {
-		return -1, nil
-	}
-	p, err := parse(s)
-	if err != nil {
+	p, err := Compile(s)
+	if err != nil || p == nil {
 		return -1, err
 	}
-	f, err := p.build()
-	if err != nil {
-		return -1, err
-	}
-	defer f.Release()
-	if err := f.Load(); err != nil {
-		return -1, fmt.Errorf("load seccomp filter (linux.seccomp): %w", err)
-	}
-	if !p.usesNotify {
-		return -1, nil
-	}
-	fd, err := f.GetNotifFd()
-	if err != nil {
-		return -1, fmt.Errorf("get seccomp notify fd (linux.seccomp): %w", err)
-	}
-	return int(fd), nil
+	return p.Load()
 }
 
 // UsesNotify reports whether the profile s uses the SCMP_ACT_NOTIFY action,

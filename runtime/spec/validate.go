@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,6 +17,9 @@ import (
 // packages that apply seccomp and capabilities validate their own parts
 // (see runtime/container).
 func Validate(s *specs.Spec) error {
+	if !semver.MatchString(s.Version) {
+		return fmt.Errorf("ociVersion: %q is not a SemVer version", s.Version)
+	}
 	if s.Root == nil || s.Root.Path == "" {
 		return fmt.Errorf("root.path: missing")
 	}
@@ -169,6 +173,9 @@ func validateSysctl(key string, ns map[specs.LinuxNamespaceType]bool) error {
 	}
 	return nil
 }
+
+// semver is SemVer 2.0's grammar (https://semver.org).
+var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
 // Rlimits maps the spec's names to resource numbers.
 var Rlimits = map[string]int{
