@@ -49,7 +49,11 @@ func NewCommand(name string) *Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return g.setup()
+			if err := g.setup(); err != nil {
+				return err
+			}
+			g.logger.Debug("start", "command", cmd.Name())
+			return nil
 		},
 	}
 	f := cmd.PersistentFlags()

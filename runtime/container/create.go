@@ -188,10 +188,12 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return cg.Set(cgroupResources(s.Linux))
 	}
 
+	r.Log.Debug("spawn init", "id", o.ID)
 	p, err = r.spawn(sp)
 	if err != nil {
 		return nil, nil, err
 	}
+	r.Log.Debug("init forked", "id", o.ID, "pid", p.pid)
 	c.State.Pid = p.pid
 	cfg.HostPid = p.pid
 	if s.Process.OOMScoreAdj != nil {
@@ -209,11 +211,13 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 			return nil, nil, initError(err)
 		}
 		if m.Type == msgReady {
+			r.Log.Debug("init ready", "id", o.ID)
 			break
 		}
 		if m.Type != msgHooks {
 			return nil, nil, fmt.Errorf("unexpected message %q from container init", m.Type)
 		}
+		r.Log.Debug("rootfs prepared", "id", o.ID)
 		if s.Hooks != nil {
 			st := c.hookState(Creating)
 			if err := hooks.Run("prestart", s.Hooks.Prestart, st); err != nil {

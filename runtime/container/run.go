@@ -65,17 +65,20 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 		c.Delete(true)
 		return -1, err
 	}
+	r.Log.Debug("user process started", "id", o.ID)
 	c.postStart()
 	if detach {
 		return 0, nil
 	}
 	code := waitForwarding(p.pid, sigs)
+	r.Log.Debug("container exited", "id", o.ID, "code", code)
 	if drain != nil {
 		drain()
 	}
 	if err := c.Delete(true); err != nil {
 		return code, err
 	}
+	r.Log.Debug("container deleted", "id", o.ID)
 	return code, nil
 }
 
