@@ -242,7 +242,7 @@ func listCmd(g *globals) *cobra.Command {
 						pid = 0
 					}
 					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", c.ID(), pid, st, c.State.Bundle,
-						c.State.Created.Format(time.RFC3339Nano), c.State.Owner)
+						c.State.Created.Format(time.RFC3339Nano), c.Owner())
 				}
 				return w.Flush()
 			}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,6 +35,8 @@ type CreateOpts struct {
 	// consoleConn replaces ConsoleSocket (run with a terminal in the
 	// foreground: the runtime itself receives the pty).
 	consoleConn *os.File
+	// spec, when set, is the bundle's config already loaded by Run.
+	spec *specs.Spec
 }
 
 // initConfig is what the parent sends init (or an exec'd process).
@@ -68,9 +69,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := spec.Load(bundle)
-	if err != nil {
-		return nil, nil, err
+	s := o.spec
+	if s == nil {
+		if s, err = spec.Load(bundle); err != nil {
+			return nil, nil, err
+		}
 	}
 	filter, err := validateSystem(s)
 	if err != nil {
@@ -97,7 +100,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return nil, nil, fmt.Errorf("create state dir: %w", err)
 	}
 	c = &Container{dir: dir, State: State{ID: o.ID, Bundle: bundle, Rootfs: s.Root.Path,
-		Created: time.Now().UTC(), Owner: owner(), Rootless: os.Geteuid() != 0, Spec: s}}
+		Created: time.Now().UTC(), Owner: strconv.Itoa(os.Geteuid()), Rootless: os.Geteuid() != 0, Spec: s}}
 	var cg cgroups.Manager
 	defer func() {
 		if retErr != nil {
@@ -331,13 +334,6 @@ func timensOffsets(o map[string]specs.LinuxTimeOffset) string {
 		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 	return b.String()
-}
-
-func owner() string {
-	if u, err := user.LookupId(strconv.Itoa(os.Geteuid())); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(os.Geteuid())
 }
 
 func dialUnix(path string) (*os.File, error) {

@@ -24,6 +24,7 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	o.spec = s
 	var local *os.File
 	if s.Process.Terminal && o.ConsoleSocket == "" {
 		if detach {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,11 +34,16 @@ const (
 // ErrNotExist is returned for a container id with no state.
 var ErrNotExist = errors.New("container does not exist")
 
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
-
-// ValidateID refuses ids that are not safe as a directory name.
+// ValidateID refuses ids that are not safe as a directory name: runc's
+// rule, letters, digits and _ + - . only.
 func ValidateID(id string) error {
-	if !validID.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+	ok := id != "" && id != "." && id != ".." && len(id) <= 1024
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_+-.", c)) {
+			ok = false
+		}
+	}
+	if !ok {
 		return fmt.Errorf("invalid container id %q: use letters, digits, '_', '+', '-' and '.'", id)
 	}
 	return nil
@@ -52,7 +57,7 @@ type State struct {
 	Pid         int               `json:"pid"`
 	PidStart    uint64            `json:"pidStart"` // init's start time, against pid reuse
 	Created     time.Time         `json:"created"`
-	Owner       string            `json:"owner"`
+	Owner       string            `json:"owner"` // uid
 	Rootless    bool              `json:"rootless"`
 	CgroupPaths map[string]string `json:"cgroupPaths"`
 	Spec        *specs.Spec       `json:"spec"`
@@ -180,8 +185,17 @@ func (c *Container) OCIState() any {
 	return ociState{
 		State: specs.State{Version: specs.Version, ID: c.State.ID, Status: st, Pid: pid,
 			Bundle: c.State.Bundle, Annotations: ann},
-		Rootfs: c.State.Rootfs, Created: c.State.Created, Owner: c.State.Owner,
+		Rootfs: c.State.Rootfs, Created: c.State.Created, Owner: c.Owner(),
 	}
+}
+
+// Owner is the name of the user who created the container (its uid when
+// the name is unknown). Resolved when shown: create stays off NSS.
+func (c *Container) Owner() string {
+	if u, err := user.LookupId(c.State.Owner); err == nil {
+		return u.Username
+	}
+	return c.State.Owner
 }
 
 // hookState is the state hooks get on stdin.

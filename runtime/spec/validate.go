@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -17,7 +18,7 @@ import (
 // packages that apply seccomp and capabilities validate their own parts
 // (see runtime/container).
 func Validate(s *specs.Spec) error {
-	if !semver.MatchString(s.Version) {
+	if !semver().MatchString(s.Version) {
 		return fmt.Errorf("ociVersion: %q is not a SemVer version", s.Version)
 	}
 	if s.Root == nil || s.Root.Path == "" {
@@ -174,8 +175,11 @@ func validateSysctl(key string, ns map[specs.LinuxNamespaceType]bool) error {
 	return nil
 }
 
-// semver is SemVer 2.0's grammar (https://semver.org).
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+// semver is SemVer 2.0's grammar (https://semver.org), compiled on first
+// use: every berth process, container inits included, imports this package.
+var semver = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+})
 
 // Rlimits maps the spec's names to resource numbers.
 var Rlimits = map[string]int{
