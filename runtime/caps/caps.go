@@ -25,8 +25,8 @@ import (
 
 // Validate checks that every name in the five sets of c is a capability
 // name ("CAP_SYS_ADMIN"), that the effective set is within the permitted
-// set, and that every ambient capability is also permitted and inheritable
-// (the kernel refuses to raise it otherwise). A name this package knows
+// set. An ambient capability that is not also permitted and inheritable
+// cannot be raised and is skipped, as runc does. A name this package knows
 // but the running kernel does not (a capability newer than the kernel) is
 // not an error: it is ignored, like runc does. Errors name the field, for
 // example `process.capabilities.bounding[3]: unknown capability "CAP_FOO"`.

@@ -61,10 +61,18 @@ func parse(c *specs.LinuxCapabilities, last int) (*sets, error) {
 			return nil, fmt.Errorf("%s: %s is not in process.capabilities.permitted", e.field, name(e.capNum))
 		}
 	}
+	// The kernel raises an ambient capability only when it is permitted
+	// and inheritable too. runc's own default config lists ambient
+	// capabilities that are not inheritable, and runc skips them: so does
+	// berth, so that such configs run unchanged.
+	var ambient []entry
 	for _, e := range s.ambient.entries {
-		if !s.permitted.has(e.capNum) || !s.inheritable.has(e.capNum) {
-			return nil, fmt.Errorf("%s: %s must also be in process.capabilities.permitted and process.capabilities.inheritable", e.field, name(e.capNum))
+		if s.permitted.has(e.capNum) && s.inheritable.has(e.capNum) {
+			ambient = append(ambient, e)
+		} else {
+			s.ambient.bits &^= 1 << e.capNum
 		}
 	}
+	s.ambient.entries = ambient
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestValidate(t *testing.T) {
@@ -41,8 +42,6 @@ func TestValidate(t *testing.T) {
 			`process.capabilities.ambient[1]: unknown capability "CAP_BAR"`},
 		{"effective not permitted", func(c *specs.LinuxCapabilities) { c.Effective = append(c.Effective, "CAP_SYS_ADMIN") },
 			"process.capabilities.effective[2]: CAP_SYS_ADMIN is not in process.capabilities.permitted"},
-		{"ambient not inheritable", func(c *specs.LinuxCapabilities) { c.Ambient = []string{"CAP_KILL", "CAP_DAC_OVERRIDE"} },
-			"process.capabilities.ambient[1]: CAP_DAC_OVERRIDE must also be in process.capabilities.permitted and process.capabilities.inheritable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,5 +85,28 @@ func TestLastCap(t *testing.T) {
 	}
 	if want, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || last != want {
 		t.Fatalf("lastCap = %d, /proc/sys/kernel/cap_last_cap says %q", last, b)
+	}
+}
+
+// runc's default config has ambient capabilities that are not
+// inheritable: they are skipped, not refused.
+func TestAmbientNotInheritableSkipped(t *testing.T) {
+	c := &specs.LinuxCapabilities{
+		Bounding: []string{"CAP_KILL", "CAP_DAC_OVERRIDE"}, Permitted: []string{"CAP_KILL", "CAP_DAC_OVERRIDE"},
+		Effective: []string{"CAP_KILL"}, Inheritable: []string{"CAP_KILL"}, Ambient: []string{"CAP_KILL", "CAP_DAC_OVERRIDE"},
+	}
+	if err := Validate(c); err != nil {
+		t.Fatal(err)
+	}
+	last, err := lastCap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parse(c, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ambient.bits != 1<<unix.CAP_KILL || len(s.ambient.entries) != 1 {
+		t.Errorf("ambient set %#x (%d entries), want only CAP_KILL", s.ambient.bits, len(s.ambient.entries))
 	}
 }

@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/runtime/container"
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
 // ExitError carries an exit code out of a command (a container's own,
@@ -44,8 +47,10 @@ type Command struct {
 func NewCommand(name string) *Command {
 	g := &globals{}
 	cmd := &cobra.Command{
-		Use:           name,
-		Short:         "berth's OCI runtime (runc-compatible)",
+		Use:   name,
+		Short: "berth's OCI runtime (runc-compatible)",
+		// runc's --version lines: podman shows the first one.
+		Version:       fmt.Sprintf("%s\nspec: %s\ngo: %s\nlibseccomp: %s", Version, specs.Version, goruntime.Version(), seccomp.LibraryVersion()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -70,8 +75,13 @@ func NewCommand(name string) *Command {
 	cmd.AddCommand(createCmd(g), startCmd(g), runCmd(g), stateCmd(g), killCmd(g), deleteCmd(g),
 		listCmd(g), psCmd(g), execCmd(g), pauseCmd(g), resumeCmd(g), updateCmd(g), eventsCmd(g),
 		specCmd(), featuresCmd())
+	cmd.SetVersionTemplate("{{.Name}} version {{.Version}}\n")
 	return &Command{Cobra: cmd, g: g}
 }
+
+// Version is berth's version, set at build time with
+// -ldflags "-X github.com/berth-project/berth/runtime/cli.Version=…".
+var Version = "0.1.0-dev"
 
 func (g *globals) setup() error {
 	if g.systemdCgroup {

@@ -102,13 +102,15 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	c = &Container{dir: dir, State: State{ID: o.ID, Bundle: bundle, Rootfs: s.Root.Path,
 		Created: time.Now().UTC(), Owner: strconv.Itoa(os.Geteuid()), Rootless: os.Geteuid() != 0, Spec: s}}
 	var cg cgroups.Manager
+	// spawned, not the result p: every error return sets p to nil before
+	// this runs.
+	var spawned *proc
 	defer func() {
 		if retErr != nil {
-			if p != nil {
-				unix.Kill(p.pid, unix.SIGKILL)
-				reap(p.pid)
-				p.sock.Close()
-				p = nil
+			if spawned != nil {
+				unix.Kill(spawned.pid, unix.SIGKILL)
+				reap(spawned.pid)
+				spawned.sock.Close()
 			}
 			if cg != nil {
 				if err := cg.Destroy(); err != nil {
@@ -188,6 +190,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		if err := cg.Apply(pid); err != nil {
 			return err
 		}
+		if c.State.Rootless && s.Linux.Resources == nil {
+			// Nothing asked for, and a rootless runtime could not set the
+			// default device rules anyway.
+			return nil
+		}
 		return cg.Set(cgroupResources(s.Linux))
 	}
 
@@ -196,6 +203,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	spawned = p
 	r.Log.Debug("init forked", "id", o.ID, "pid", p.pid)
 	c.State.Pid = p.pid
 	cfg.HostPid = p.pid

@@ -106,6 +106,9 @@ func containerInit(p *proc, c *initConfig) error {
 		if err := chroot(s.Root.Path); err != nil {
 			return err
 		}
+		if err := writeSysctls(s.Linux.Sysctl); err != nil {
+			return err
+		}
 		if s.Process.Terminal {
 			if err := setupConsole(c, false); err != nil {
 				return err
@@ -113,6 +116,10 @@ func containerInit(p *proc, c *initConfig) error {
 		}
 	} else {
 		if err := rootfs.Pivot(rc); err != nil {
+			return err
+		}
+		// Before Finalize makes /proc/sys read-only.
+		if err := writeSysctls(s.Linux.Sysctl); err != nil {
 			return err
 		}
 		if s.Process.Terminal {
@@ -132,11 +139,6 @@ func containerInit(p *proc, c *initConfig) error {
 	if s.Domainname != "" {
 		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
 			return fmt.Errorf("domainname: %w", err)
-		}
-	}
-	for k, v := range s.Linux.Sysctl {
-		if err := writeSysctl(k, v); err != nil {
-			return err
 		}
 	}
 	ps, err := prepareProcess(s.Process, s.Linux, c.Seccomp)
@@ -248,6 +250,15 @@ func setupConsole(c *initConfig, isInit bool) error {
 	}
 	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
 		return fmt.Errorf("set controlling terminal: %w", err)
+	}
+	return nil
+}
+
+func writeSysctls(m map[string]string) error {
+	for k, v := range m {
+		if err := writeSysctl(k, v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ func (c *Container) Kill(sig unix.Signal, all bool) error {
 	st := c.Status()
 	if !all {
 		if st == Stopped {
-			return fmt.Errorf("container %s: not running", c.State.ID)
+			return fmt.Errorf("container %s: %w", c.State.ID, ErrNotRunning)
 		}
 		return c.signalInit(sig)
 	}
@@ -235,5 +235,7 @@ func (c *Container) Stats() (*cgroups.Stats, error) {
 // ID returns the container's id.
 func (c *Container) ID() string { return c.State.ID }
 
-// ErrNotRunning is returned when an operation needs a live container.
-var ErrNotRunning = errors.New("container is not running")
+// ErrNotRunning is returned when an operation needs a live container. Its
+// text is runc's: containerd's shim matches it to tell "already exited"
+// from a failure.
+var ErrNotRunning = errors.New("container not running")

@@ -219,13 +219,13 @@ func (c *Container) signalInit(sig unix.Signal) error {
 	fd, err := unix.PidfdOpen(c.State.Pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("container %s: not running", c.State.ID)
+			return fmt.Errorf("container %s: %w", c.State.ID, ErrNotRunning)
 		}
 		return fmt.Errorf("container %s: open init: %w", c.State.ID, err)
 	}
 	defer unix.Close(fd)
 	if !c.initAlive() {
-		return fmt.Errorf("container %s: not running", c.State.ID)
+		return fmt.Errorf("container %s: %w", c.State.ID, ErrNotRunning)
 	}
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
 		return fmt.Errorf("container %s: signal %d: %w", c.State.ID, sig, err)

@@ -190,7 +190,8 @@ func (m *mounter) devSymlinks() error {
 		{"/proc/self/fd/1", "stdout"},
 		{"/proc/self/fd/2", "stderr"},
 	}
-	if hasProcMount(m.c.Spec) {
+	if _, err := os.Stat("/proc/kcore"); err == nil && hasProcMount(m.c.Spec) {
+		// Only where the kernel has one, as runc does.
 		links = append(links, [2]string{"/proc/kcore", "core"})
 	}
 	dev, err := ensureDest(m.root, "/dev", true)

@@ -178,7 +178,33 @@ func (m *mounter) fsMount(mnt specs.Mount, dest string, opts *mountOptions) erro
 		return err
 	}
 	defer dst.Close()
+	var under *os.File
+	if opts.tmpcopyup {
+		if mnt.Type != "tmpfs" {
+			return fmt.Errorf("option tmpcopyup needs a tmpfs mount")
+		}
+		// The directory the tmpfs will cover, opened before it does.
+		if under, err = os.OpenFile(fdPath(dst), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+		defer under.Close()
+	}
 	err = unix.Mount(mnt.Source, fdPath(dst), mnt.Type, opts.flags, opts.dataString())
+	if err == nil && under != nil {
+		top, err := ensureDest(m.root, dest, true)
+		if err != nil {
+			return err
+		}
+		defer top.Close()
+		topDir, err := os.OpenFile(fdPath(top), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer topDir.Close()
+		if err := copyTree(int(under.Fd()), int(topDir.Fd())); err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
+		}
+	}
 	if err != nil && m.c.UserNS && errors.Is(err, unix.EPERM) {
 		// In a user namespace without its own network (sysfs) or IPC
 		// (mqueue) namespace the kernel refuses a new instance: show the

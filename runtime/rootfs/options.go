@@ -21,6 +21,9 @@ type mountOptions struct {
 	// attr is the recursive attribute change (for "rro", "rnosuid", ...)
 	// applied with mount_setattr(2) and AT_RECURSIVE.
 	attr unix.MountAttr
+	// tmpcopyup: copy what the image has at the destination into the new
+	// tmpfs (podman's --read-only and --tmpfs use it).
+	tmpcopyup bool
 	// data holds the options the kernel filesystem parses itself
 	// ("size=65536k", "mode=755", ...).
 	data []string
@@ -152,7 +155,8 @@ func parseMountOptions(options []string) (*mountOptions, error) {
 		case "idmap", "ridmap":
 			return nil, fmt.Errorf("option %q: id-mapped mounts are not supported", opt)
 		case "tmpcopyup":
-			return nil, fmt.Errorf("option %q is not supported", opt)
+			o.tmpcopyup = true
+			continue
 		}
 		if strings.HasPrefix(opt, "x-") {
 			// Userspace-only options (mount(8) ignores them too).

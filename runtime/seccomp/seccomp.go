@@ -86,6 +86,9 @@ func UsesNotify(s *specs.LinuxSeccomp) bool {
 	return false
 }
 
+// LibraryVersion returns the version of the libseccomp library in use.
+func LibraryVersion() string { return libseccompVersion() }
+
 // libseccompVersion returns the version of the libseccomp library in use,
 // for error messages.
 func libseccompVersion() string {
