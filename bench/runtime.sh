@@ -84,8 +84,8 @@ trap 'exit 130' INT TERM
 
 echo "bench: building berth"
 mkdir -p "$tmp/bin"
-(cd "$repo" && go build -o "$tmp/bin/berth-bin" ./cmd/berth)
-ln -s berth-bin "$tmp/bin/berth-runc" # argv[0] ending in "runc": the runc CLI
+bash "$repo/scripts/build.sh" "$tmp/bin" # berth, static, and the berth-runc link
+# argv[0] ending in "runc": the runc CLI
 declare -A bin=([berth]=$tmp/bin/berth-runc [runc]=$(command -v runc))
 
 echo "bench: making the bundle"

@@ -12,9 +12,7 @@ for p in gcc pkg-config libseccomp-dev busybox-static; do dpkg -s "$p" >/dev/nul
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-mkdir -p bin
-go build -o bin/berth ./cmd/berth
-ln -sf berth bin/berth-runc
+bash scripts/build.sh
 
 bundle=$(mktemp -d)
 trap 'rm -rf "$bundle"' EXIT

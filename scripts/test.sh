@@ -35,7 +35,7 @@ step() { # name command...
 }
 
 mounts_before=$(grep -c . /proc/self/mountinfo)
-step "build" bash -c 'mkdir -p bin && go build -o bin/berth ./cmd/berth && ln -sf berth bin/berth-runc'
+step "build" bash scripts/build.sh
 step "go vet" go vet ./...
 step "go test" go test -p 2 -count=1 ./...
 
@@ -57,9 +57,14 @@ if [ -x tests/interop/run.sh ]; then
 fi
 
 vm_tests() {
-  local d
+  local d rc
   d=$(mktemp -d /var/tmp/berth-vm.XXXXXX) || return 1
-  trap 'rm -rf "$d"' RETURN
+  vm_run "$d"; rc=$?
+  rm -rf "$d"
+  return $rc
+}
+vm_run() {
+  local d=$1
   go test -c -o "$d/cgroups.test" ./cgroups/ || return 1
   go test -c -o "$d/rootfs.test" ./runtime/rootfs/ || return 1
   cp bin/berth "$d/berth" && ln -s berth "$d/berth-runc"
@@ -98,8 +103,7 @@ for b, args, res in [
 PY
   rm -rf "$d/img"
   cp tests/vm/runtime-v2.sh "$d/"
-  # berth is dynamically linked (libseccomp): name it on its own so its libraries come along.
-  "$SHARED/vm/run-in-vm.sh" --mem 1024 --file "$d:/opt/berth" --file "$d/berth:/opt/berth/berth" -- sh -c \
+  "$SHARED/vm/run-in-vm.sh" --mem 1024 --file "$d:/opt/berth" -- sh -c \
     'cd /opt/berth && ./cgroups.test -test.run "V2|Devicefilter" -test.count=1 && ./rootfs.test -test.count=1 && echo go-tests-in-vm: ok && sh ./runtime-v2.sh /opt/berth/berth-runc /opt/berth/bundle'
 }
 step "cgroup v2 VM" vm_tests

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -152,7 +153,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	}
 	sp.timens = timensOffsets(s.Linux.TimeOffsets)
 
-	cfg := &initConfig{Spec: s, Seccomp: filter, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+	cfg := &initConfig{Spec: initSpec(s), Seccomp: filter, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NoMountNS: !mountNS, UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	next := len(sp.preserve) + 4 // after stdio, preserved fds and the sync socket
 	if !o.Run {
@@ -186,16 +187,30 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		sp.extra = append(sp.extra, conn)
 		cfg.ConsoleFd = next
 	}
-	sp.placed = func(pid int) error {
-		if err := cg.Apply(pid); err != nil {
-			return err
+	// The cgroup is made and its limits set while stage 0 execs; once it
+	// runs, only its pid is moved in.
+	var cgWait sync.WaitGroup
+	var cgErr error
+	cgWait.Add(1)
+	go func() {
+		defer cgWait.Done()
+		if cgErr = cg.Apply(0); cgErr != nil {
+			return
 		}
 		if c.State.Rootless && s.Linux.Resources == nil {
-			// Nothing asked for, and a rootless runtime could not set the
-			// default device rules anyway.
-			return nil
+			// Nothing asked for, and a rootless runtime could not set
+			// the default device rules anyway.
+			return
 		}
-		return cg.Set(cgroupResources(s.Linux))
+		cgErr = cg.Set(cgroupResources(s.Linux))
+	}()
+	defer cgWait.Wait() // before the cleanup above removes the cgroup
+	sp.placed = func(pid int) error {
+		cgWait.Wait()
+		if cgErr != nil {
+			return cgErr
+		}
+		return cg.Apply(pid)
 	}
 
 	r.Log.Debug("spawn init", "id", o.ID)
@@ -320,6 +335,20 @@ func capHint(err error, what string) string {
 		return " (" + what + " needs CAP_SYS_RESOURCE, which berth does not have here)"
 	}
 	return ""
+}
+
+// initSpec is the part of the spec init reads: the cgroup resources and
+// the seccomp rules (compiled already) stay in the runtime, and decoding
+// fewer types keeps init's cold JSON decode short.
+func initSpec(s *specs.Spec) *specs.Spec {
+	c := *s
+	l := *s.Linux
+	l.Resources = nil
+	if l.Seccomp != nil {
+		l.Seccomp = &specs.LinuxSeccomp{ListenerPath: l.Seccomp.ListenerPath, ListenerMetadata: l.Seccomp.ListenerMetadata}
+	}
+	c.Linux = &l
+	return &c
 }
 
 // hostID maps a container id to the host through a user namespace's

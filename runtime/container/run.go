@@ -126,7 +126,7 @@ func (r *Runtime) Exec(c *Container, o ExecOpts) (int, error) {
 		sp.joins = append(sp.joins, nsJoin{flag, path})
 		userns = userns || ns.Type == specs.UserNamespace
 	}
-	s := *c.State.Spec
+	s := *initSpec(c.State.Spec)
 	s.Process = o.Process
 	cfg := &initConfig{Exec: true, Spec: &s, Seccomp: filter, ID: c.State.ID, Bundle: c.State.Bundle, HostPid: c.State.Pid,
 		UserNS: userns, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}

@@ -163,8 +163,7 @@ chmod 755 "$tmp"
 need python3 python3 && need_pkg busybox-static && need script bsdutils && need tar tar || exit 1
 
 echo "interop: building berth"
-(cd "$repo" && go build -o "$tmp/bin/berth" ./cmd/berth) || { fail build "go build ./cmd/berth failed"; exit 1; }
-ln -s berth "$tmp/bin/berth-runc"
+bash "$repo/scripts/build.sh" "$tmp/bin" || { fail build "scripts/build.sh failed"; exit 1; }
 export PATH=$PATH:$tmp/bin
 berth_runc=$tmp/bin/berth-runc
 # A control run of the same cases against another runtime (e.g. runc).

@@ -94,17 +94,12 @@ func setup() error {
 	}
 	berthExe = filepath.Join(binDir, "berth")
 	berthRunc = filepath.Join(binDir, "berth-runc")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.Command(goTool, "build", "-o", berthExe, "./cmd/berth")
+	// The binary berth ships: static, from the project's build script.
+	build := exec.Command("bash", filepath.Join(repo, "scripts", "build.sh"), binDir)
 	build.Dir = repo
+	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
-	}
-	if err := os.Symlink("berth", berthRunc); err != nil {
-		return err
+		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
 	}
 
 	// shared/ is cloned beside the repository (/work/shared, or
