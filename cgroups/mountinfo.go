@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // mount is one cgroup or cgroup2 entry of /proc/self/mountinfo.
@@ -35,52 +36,16 @@ func readCgroupMounts() ([]mount, error) {
 // parseMountinfo parses the format of proc(5) mountinfo and keeps the
 // cgroup and cgroup2 mounts.
 func parseMountinfo(r io.Reader) ([]mount, error) {
-	var mounts []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		fields := strings.Fields(pre)
-		after := strings.Fields(post)
-		if len(fields) < 5 || len(after) < 3 {
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		fstype := after[0]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		mounts = append(mounts, mount{
-			root:       unescapeMountinfo(fields[3]),
-			mountpoint: unescapeMountinfo(fields[4]),
-			fstype:     fstype,
-			superOpts:  strings.Split(after[2], ","),
-		})
+	infos, err := mountinfo.GetMountsFromReader(r, mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, err
 	}
-	return mounts, sc.Err()
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for a space) that the
-// kernel uses in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	mounts := make([]mount, 0, len(infos))
+	for _, in := range infos {
+		mounts = append(mounts, mount{root: in.Root, mountpoint: in.Mountpoint, fstype: in.FSType,
+			superOpts: strings.Split(in.VFSOptions, ",")})
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mounts, nil
 }
 
 // procCgroup is one line of /proc/self/cgroup.

@@ -1,12 +1,11 @@
 package rootfs
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // mountInfo is one line of /proc/<pid>/mountinfo.
@@ -32,60 +31,17 @@ func readMountinfo() ([]mountInfo, error) {
 	return parseMountinfo(f)
 }
 
+// parseMountinfo reads the proc(5) mountinfo format.
 func parseMountinfo(r io.Reader) ([]mountInfo, error) {
-	var out []mountInfo
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 7 || sep < 0 || len(fields) < sep+3 {
-			return nil, fmt.Errorf("malformed mountinfo line %q", s.Text())
-		}
-		id, err1 := strconv.Atoi(fields[0])
-		parent, err2 := strconv.Atoi(fields[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("malformed mountinfo line %q", s.Text())
-		}
-		mi := mountInfo{
-			ID:         id,
-			Parent:     parent,
-			Root:       unescapeMountinfo(fields[3]),
-			Mountpoint: unescapeMountinfo(fields[4]),
-			Options:    fields[5],
-			Optional:   fields[6:sep],
-			FSType:     fields[sep+1],
-			Source:     unescapeMountinfo(fields[sep+2]),
-		}
-		if len(fields) > sep+3 {
-			mi.SuperOpts = fields[sep+3]
-		}
-		out = append(out, mi)
+	infos, err := mountinfo.GetMountsFromReader(r, nil)
+	if err != nil {
+		return nil, err
 	}
-	return out, s.Err()
-}
-
-// unescapeMountinfo undoes the kernel's octal escaping (\040 for space...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	out := make([]mountInfo, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, mountInfo{ID: in.ID, Parent: in.Parent, Root: in.Root, Mountpoint: in.Mountpoint,
+			Options: in.Options, Optional: strings.Fields(in.Optional), FSType: in.FSType, Source: in.Source,
+			SuperOpts: in.VFSOptions})
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
