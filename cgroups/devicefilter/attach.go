@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -22,16 +20,11 @@ func Apply(dir string, devices []specs.LinuxDeviceCgroup) error {
 	if err != nil {
 		return fmt.Errorf("linux.resources.devices: %w", err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "berth_devices",
-		Type:         ebpf.CGroupDevice,
-		License:      "Apache",
-		Instructions: insns,
-	})
+	prog, err := loadProgram("berth_devices", insns)
 	if err != nil {
 		return fmt.Errorf("linux.resources.devices: load device filter program: %w", err)
 	}
-	defer prog.Close()
+	defer unix.Close(prog)
 
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -39,48 +32,33 @@ func Apply(dir string, devices []specs.LinuxDeviceCgroup) error {
 	}
 	defer unix.Close(fd)
 
-	old, err := Attached(dir)
+	old, err := queryPrograms(fd)
 	if err != nil {
-		return fmt.Errorf("linux.resources.devices: %w", err)
+		return fmt.Errorf("linux.resources.devices: query device filters of %s: %w", dir, err)
 	}
 	if len(old) == 1 {
 		// Atomically replace the single program attached before.
-		oldProg, err := ebpf.NewProgramFromID(old[0])
+		oldProg, err := programFD(old[0])
 		if err == nil {
-			err = link.RawAttachProgram(link.RawAttachProgramOptions{
-				Target:  fd,
-				Program: prog,
-				Attach:  ebpf.AttachCGroupDevice,
-				Flags:   unix.BPF_F_ALLOW_MULTI,
-				Anchor:  link.ReplaceProgram(oldProg),
-			})
-			oldProg.Close()
+			err = attachProgram(fd, prog, unix.BPF_F_ALLOW_MULTI|unix.BPF_F_REPLACE, oldProg)
+			unix.Close(oldProg)
 			if err == nil {
 				return nil
 			}
 		}
 	}
-	if err := link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target:  fd,
-		Program: prog,
-		Attach:  ebpf.AttachCGroupDevice,
-		Flags:   unix.BPF_F_ALLOW_MULTI,
-	}); err != nil {
+	if err := attachProgram(fd, prog, unix.BPF_F_ALLOW_MULTI, -1); err != nil {
 		return fmt.Errorf("linux.resources.devices: attach device filter to %s: %w", dir, err)
 	}
 	var errs []error
 	for _, id := range old {
-		p, err := ebpf.NewProgramFromID(id)
+		p, err := programFD(id)
 		if errors.Is(err, unix.ENOENT) {
-			continue
+			continue // detached and freed meanwhile
 		}
 		if err == nil {
-			err = link.RawDetachProgram(link.RawDetachProgramOptions{
-				Target:  fd,
-				Program: p,
-				Attach:  ebpf.AttachCGroupDevice,
-			})
-			p.Close()
+			err = detachProgram(fd, p)
+			unix.Close(p)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("detach old device filter %d from %s: %w", id, dir, err))
@@ -92,21 +70,17 @@ func Apply(dir string, devices []specs.LinuxDeviceCgroup) error {
 	return nil
 }
 
-// Attached lists the device programs attached directly to the cgroup v2
-// directory dir.
-func Attached(dir string) ([]ebpf.ProgramID, error) {
+// Attached lists the ids of the device programs attached directly to the
+// cgroup v2 directory dir.
+func Attached(dir string) ([]uint32, error) {
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	res, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	ids, err := queryPrograms(fd)
 	if err != nil {
 		return nil, fmt.Errorf("query device filters of %s: %w", dir, err)
-	}
-	ids := make([]ebpf.ProgramID, 0, len(res.Programs))
-	for _, p := range res.Programs {
-		ids = append(ids, p.ID)
 	}
 	return ids, nil
 }

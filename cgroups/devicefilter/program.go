@@ -4,20 +4,20 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cilium/ebpf/asm"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Access and type bits of struct bpf_cgroup_dev_ctx.access_type
 // (include/uapi/linux/bpf.h): the type is in the low 16 bits, the access
 // in the high 16 bits.
 const (
-	devBlock = 1 // BPF_DEVCG_DEV_BLOCK
-	devChar  = 2 // BPF_DEVCG_DEV_CHAR
+	devBlock = unix.BPF_DEVCG_DEV_BLOCK
+	devChar  = unix.BPF_DEVCG_DEV_CHAR
 
-	accMknod = 1 // BPF_DEVCG_ACC_MKNOD
-	accRead  = 2 // BPF_DEVCG_ACC_READ
-	accWrite = 4 // BPF_DEVCG_ACC_WRITE
+	accMknod = unix.BPF_DEVCG_ACC_MKNOD
+	accRead  = unix.BPF_DEVCG_ACC_READ
+	accWrite = unix.BPF_DEVCG_ACC_WRITE
 )
 
 // ParseRules validates the OCI device rules.
@@ -36,28 +36,27 @@ func ParseRules(devices []specs.LinuxDeviceCgroup) ([]Rule, error) {
 // Generate builds the program implementing rules with the cgroup v1
 // semantics: the last rule matching a device access decides, and an
 // access no rule matches is denied.
-func Generate(rules []Rule) (asm.Instructions, error) {
+func Generate(rules []Rule) ([]Instruction, error) {
 	// R1 holds the context: u32 access_type, u32 major, u32 minor.
-	insns := asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
-		asm.And.Imm32(asm.R2, 0xffff), // device type
-		asm.LoadMem(asm.R3, asm.R1, 0, asm.Word),
-		asm.RSh.Imm32(asm.R3, 16), // requested access
-		asm.LoadMem(asm.R4, asm.R1, 4, asm.Word),
-		asm.LoadMem(asm.R5, asm.R1, 8, asm.Word),
+	insns := []Instruction{
+		ldxW(r2, r1, 0),
+		alu32Imm(unix.BPF_AND, r2, 0xffff), // device type
+		ldxW(r3, r1, 0),
+		alu32Imm(unix.BPF_RSH, r3, 16), // requested access
+		ldxW(r4, r1, 4),
+		ldxW(r5, r1, 8),
 	}
-	block := 0
-	label := func(n int) string { return fmt.Sprintf("block%d", n) }
-	// Later rules override earlier ones: test them first.
+	// Later rules override earlier ones: test them first. Each rule is a
+	// block whose jumps (all "no match") go to the start of the next
+	// block; the last block is the default deny.
 	for i := len(rules) - 1; i >= 0; i-- {
 		r := rules[i]
-		next := label(block + 1)
-		var b asm.Instructions
+		var b []Instruction
 		switch r.Type {
 		case 'b':
-			b = append(b, asm.JNE.Imm(asm.R2, devBlock, next))
+			b = append(b, jmpImm(unix.BPF_JNE, r2, devBlock, 0))
 		case 'c':
-			b = append(b, asm.JNE.Imm(asm.R2, devChar, next))
+			b = append(b, jmpImm(unix.BPF_JNE, r2, devChar, 0))
 		}
 		var mask int32
 		for _, c := range r.Access {
@@ -74,42 +73,39 @@ func Generate(rules []Rule) (asm.Instructions, error) {
 			// Match only when every requested access bit is allowed by
 			// the rule.
 			b = append(b,
-				asm.Mov.Reg32(asm.R1, asm.R3),
-				asm.And.Imm32(asm.R1, ^mask&(accRead|accWrite|accMknod)),
-				asm.JNE.Imm(asm.R1, 0, next),
+				alu32Reg(unix.BPF_MOV, r1, r3),
+				alu32Imm(unix.BPF_AND, r1, ^mask&(accRead|accWrite|accMknod)),
+				jmpImm(unix.BPF_JNE, r1, 0, 0),
 			)
 		}
 		for _, n := range []struct {
 			v   int64
-			reg asm.Register
-		}{{r.Major, asm.R4}, {r.Minor, asm.R5}} {
+			reg uint8
+		}{{r.Major, r4}, {r.Minor, r5}} {
 			if n.v == Any {
 				continue
 			}
 			if n.v > math.MaxInt32 {
 				return nil, fmt.Errorf("device rule %d: device number %d is too large", i, n.v)
 			}
-			b = append(b, asm.JNE.Imm(n.reg, int32(n.v), next))
+			b = append(b, jmpImm(unix.BPF_JNE, n.reg, int32(n.v), 0))
 		}
 		verdict := int32(0)
 		if r.Allow {
 			verdict = 1
 		}
-		b = append(b, asm.Mov.Imm32(asm.R0, verdict), asm.Return())
-		if block > 0 {
-			b[0] = b[0].WithSymbol(label(block))
+		b = append(b, alu32Imm(unix.BPF_MOV, r0, verdict), exit())
+		for j := range b {
+			if b[j].OpCode&0x07 == unix.BPF_JMP && b[j].OpCode != unix.BPF_JMP|unix.BPF_EXIT {
+				b[j].Offset = int16(len(b) - j - 1) // to the next block
+			}
 		}
 		insns = append(insns, b...)
-		block++
 		if len(b) == 2 {
 			// The rule matches every access: earlier rules and the
 			// default are unreachable, which the verifier rejects.
 			return insns, nil
 		}
 	}
-	def := asm.Instructions{asm.Mov.Imm32(asm.R0, 0), asm.Return()}
-	if block > 0 {
-		def[0] = def[0].WithSymbol(label(block))
-	}
-	return append(insns, def...), nil
+	return append(insns, alu32Imm(unix.BPF_MOV, r0, 0), exit()), nil
 }
