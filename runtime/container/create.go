@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -273,8 +274,9 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	return c, p, nil
 }
 
+// initError names an end of the sync socket for what it is: init died.
 func initError(err error) error {
-	if errors.Is(err, os.ErrClosed) || err.Error() == "EOF" {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("container init exited before it was ready")
 	}
 	return err

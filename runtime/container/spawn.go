@@ -167,7 +167,7 @@ func writeBootstrap(w io.Writer, s *spawnSpec) error {
 }
 
 // readStage0 follows stage 0 until it reports init's pid.
-func readStage0(r io.Reader, stage0 int, s *spawnSpec) (int, error) {
+func readStage0(r io.ReadWriter, stage0 int, s *spawnSpec) (int, error) {
 	var b [1]byte
 	for {
 		if _, err := io.ReadFull(r, b[:]); err != nil {
@@ -178,7 +178,7 @@ func readStage0(r io.Reader, stage0 int, s *spawnSpec) (int, error) {
 			if err := writeIDMaps(stage0, s.uidMap, s.gidMap); err != nil {
 				return 0, err
 			}
-			if _, err := r.(io.Writer).Write([]byte{'M'}); err != nil {
+			if _, err := r.Write([]byte{'M'}); err != nil {
 				return 0, err
 			}
 		case 'P':
