@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/klauspost/compress v1.20.3
+	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/moby/sys/capability v0.5.0
 	github.com/moby/sys/mountinfo v0.7.3
 	github.com/opencontainers/go-digest v1.0.0
@@ -18,6 +19,5 @@ require (
 require (
 	cyphar.com/go-pathrs v0.2.5 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 )
