@@ -148,10 +148,12 @@ func containerInit(p *proc, c *initConfig) error {
 	if err := p.send(message{Type: msgReady}); err != nil {
 		return err
 	}
+	var fifo *os.File
 	if c.FifoFd >= 0 {
 		// create returns now: later errors can only go to stderr.
 		p.detached = true
-		if err := waitFifo(procFds, c.FifoFd); err != nil {
+		var err error
+		if fifo, err = waitFifo(procFds, c.FifoFd); err != nil {
 			return err
 		}
 	} else if m, err := p.recv(); err != nil || m.Type != msgStart {
@@ -162,7 +164,16 @@ func containerInit(p *proc, c *initConfig) error {
 			return err
 		}
 	}
-	return ps.exec(c.PreserveFds)
+	if fifo != nil {
+		// start reads until the fifo closes, which execve does (it is
+		// close-on-exec): its poststart hooks then follow the exec.
+		if _, err := fifo.Write([]byte{'0'}); err != nil {
+			return fmt.Errorf("write exec fifo: %w", err)
+		}
+	}
+	err = ps.exec(c.PreserveFds)
+	runtime.KeepAlive(fifo)
+	return err
 }
 
 // execInit runs a new process in a running container: stage 0 has
@@ -197,19 +208,15 @@ func hookState(c *initConfig, status specs.ContainerState) []byte {
 	return data
 }
 
-// waitFifo blocks until `start` opens the exec fifo for reading.
-func waitFifo(procFds, fd int) error {
+// waitFifo blocks until `start` opens the exec fifo for reading, and
+// returns its write end.
+func waitFifo(procFds, fd int) (*os.File, error) {
 	wfd, err := unix.Openat(procFds, strconv.Itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open exec fifo: %w", err)
+		return nil, fmt.Errorf("open exec fifo: %w", err)
 	}
-	f := os.NewFile(uintptr(wfd), "exec.fifo")
-	defer f.Close()
 	unix.Close(fd)
-	if _, err := f.Write([]byte{'0'}); err != nil {
-		return fmt.Errorf("write exec fifo: %w", err)
-	}
-	return nil
+	return os.NewFile(uintptr(wfd), "exec.fifo"), nil
 }
 
 // setupConsole makes the container's pty, makes its slave the process's

@@ -64,22 +64,33 @@ func (c *Container) releaseFifo(fifo string) error {
 		}
 		close(exited)
 	}()
+	var r result
 	select {
-	case r := <-done:
-		if r.err != nil {
-			return fmt.Errorf("container %s: open exec fifo: %w", c.State.ID, r.err)
-		}
-		if len(r.data) == 0 {
-			return fmt.Errorf("container %s: init exited before it was started", c.State.ID)
-		}
-		return nil
+	case r = <-done:
 	case <-exited:
-		// Open the fifo without blocking so the reader goroutine ends.
-		if f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			f.Close()
+		// init is gone: its end of the fifo closed, or it never opened
+		// it, and then the reader is unblocked by a writer of ours. A
+		// program that exits at once after exec lands here too: the
+		// fifo's content tells which.
+		for {
+			select {
+			case r = <-done:
+			case <-time.After(time.Millisecond):
+				if f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				continue
+			}
+			break
 		}
+	}
+	if r.err != nil {
+		return fmt.Errorf("container %s: open exec fifo: %w", c.State.ID, r.err)
+	}
+	if len(r.data) == 0 {
 		return fmt.Errorf("container %s: init exited before it was started", c.State.ID)
 	}
+	return nil
 }
 
 func (c *Container) postStart() {
