@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	imagecli "github.com/berth-project/berth/cli"
 	"github.com/berth-project/berth/runtime/cli"
 	"github.com/berth-project/berth/runtime/container"
 	_ "github.com/berth-project/berth/runtime/nsexec" // the container init's C stage
@@ -30,5 +31,6 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(rt.Cobra)
+	imagecli.AddCommands(root)
 	os.Exit(cli.ExecuteRoot(root, os.Args[1:], rt))
 }

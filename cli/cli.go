@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/engine"
+)
+
+// options are the global options of berth's image commands.
+type options struct {
+	root string
+}
+
+func (o *options) open() (*engine.Store, error) {
+	return engine.Open(o.root)
+}
+
+// AddCommands adds berth's image commands to root, and the persistent
+// flag --root (the image store's directory, default engine.DefaultRoot)
+// to root. A subcommand with a persistent --root of its own (the runtime)
+// keeps it: cobra lets the nearest definition win.
+func AddCommands(root *cobra.Command) {
+	o := &options{}
+	root.PersistentFlags().StringVar(&o.root, "root", engine.DefaultRoot, "root directory of the image store")
+	image := &cobra.Command{
+		Use:   "image",
+		Short: "Manage images",
+		Args:  cobra.NoArgs,
+	}
+	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"))
+	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"))
+}

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/metadata"
+)
+
+// Image is an image of the store as berth's commands show it: one name
+// (or none, for an image recorded by ID only) and what it points to.
+type Image struct {
+	// Name is the normalized name ("docker.io/library/busybox:latest"),
+	// "" for a dangling image.
+	Name string
+	// Repository and Tag are the name's short parts ("busybox",
+	// "latest"), "<none>" for a dangling image.
+	Repository, Tag string
+	// ID is the digest of the image config.
+	ID digest.Digest
+	// Target is the manifest the name points to.
+	Target ocispec.Descriptor
+	// Config is the parsed image config.
+	Config *ocispec.Image
+	// Created is the config's creation time (zero if it has none).
+	Created time.Time
+	// Size is the disk space of the image's unpacked layers (or, for
+	// layers not unpacked, their compressed size).
+	Size int64
+}
+
+var hexPrefixRE = lazyRegexp(`^(?:sha256:)?[0-9a-f]{4,64}$`)
+
+// Images returns every image name of the store, sorted by name, with
+// dangling images (recorded by ID only) last.
+func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	recs, err := s.db.ListImages(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Image, 0, len(recs))
+	for _, rec := range recs {
+		img, err := s.load(rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name != "" && out[j].Name == "" })
+	return out, nil
+}
+
+// Get returns the image name: a reference (normalized with
+// NormalizeName) or an image ID or unique prefix of one ("sha256:…" or
+// hex). A missing image is an error wrapping ErrNotFound.
+func (s *Store) Get(ctx context.Context, name string) (Image, error) {
+	imgs, err := s.resolve(ctx, name)
+	if err != nil {
+		return Image{}, err
+	}
+	return imgs[0], nil
+}
+
+// Names returns every name of the image id, sorted.
+func (s *Store) Names(ctx context.Context, id digest.Digest) ([]string, error) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, img := range imgs {
+		if img.ID == id && img.Name != "" {
+			names = append(names, img.Name)
+		}
+	}
+	return names, nil
+}
+
+// resolve returns the image records name refers to: one for a name, all
+// of the image's records for an ID.
+func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
+	if full, err := NormalizeName(name); err == nil {
+		rec, err := s.db.GetImage(ctx, full)
+		if err == nil {
+			img, err := s.load(rec)
+			if err != nil {
+				return nil, err
+			}
+			return []Image{img}, nil
+		}
+		if !errors.Is(err, metadata.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if hexPrefixRE().MatchString(name) {
+		prefix := strings.TrimPrefix(name, "sha256:")
+		imgs, err := s.Images(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var match []Image
+		var id digest.Digest
+		for _, img := range imgs {
+			if strings.HasPrefix(img.ID.Encoded(), prefix) {
+				if id != "" && img.ID != id {
+					return nil, fmt.Errorf("image ID prefix %q is ambiguous", name)
+				}
+				id = img.ID
+				match = append(match, img)
+			}
+		}
+		if len(match) > 0 {
+			return match, nil
+		}
+	}
+	return nil, fmt.Errorf("image %q %w", name, ErrNotFound)
+}
+
+// load reads the manifest and config of an image record.
+func (s *Store) load(rec metadata.Image) (Image, error) {
+	img := Image{Name: rec.Name, Target: rec.Target, Repository: "<none>", Tag: "<none>"}
+	if d, err := digest.Parse(rec.Name); err == nil {
+		img.Name = ""
+		_ = d
+	} else {
+		img.Repository, img.Tag = SplitName(rec.Name)
+	}
+	data, err := s.readBlob(rec.Target, image.MaxManifestSize)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: manifest %s: %w", rec.Name, rec.Target.Digest, err)
+	}
+	mf, err := image.ParseManifest(data)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: manifest %s: %w", rec.Name, rec.Target.Digest, err)
+	}
+	data, err = s.readBlob(mf.Config, image.MaxConfigSize)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: config %s: %w", rec.Name, mf.Config.Digest, err)
+	}
+	cfg, err := image.ParseConfig(data)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: config %s: %w", rec.Name, mf.Config.Digest, err)
+	}
+	img.ID, img.Config = mf.Config.Digest, cfg
+	if cfg.Created != nil {
+		img.Created = *cfg.Created
+	}
+	for i, chainID := range image.ChainIDs(cfg.RootFS.DiffIDs) {
+		if size, _, err := s.sn.Usage(chainID.String()); err == nil {
+			img.Size += size
+		} else if i < len(mf.Layers) {
+			img.Size += mf.Layers[i].Size
+		}
+	}
+	return img, nil
+}
+
+func (s *Store) readBlob(desc ocispec.Descriptor, limit int64) ([]byte, error) {
+	ra, err := s.cs.ReaderAt(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	defer ra.Close()
+	return image.ReadBlob(&sectionReader{ra: ra}, desc, limit)
+}
+
+type sectionReader struct {
+	ra interface {
+		ReadAt([]byte, int64) (int, error)
+	}
+	off int64
+}
+
+func (r *sectionReader) Read(p []byte) (int, error) {
+	n, err := r.ra.ReadAt(p, r.off)
+	r.off += int64(n)
+	return n, err
+}
+
+// Tag records dst (normalized) as a name of the image src.
+func (s *Store) Tag(ctx context.Context, src, dst string) error {
+	img, err := s.Get(ctx, src)
+	if err != nil {
+		return err
+	}
+	name, err := NormalizeName(dst)
+	if err != nil {
+		return err
+	}
+	return s.db.PutImage(ctx, metadata.Image{Name: name, Target: img.Target})
+}
+
+// RemoveResult reports what Remove did.
+type RemoveResult struct {
+	Untagged []string        // names removed
+	Deleted  []digest.Digest // images left with no name (deleted at GC)
+}
+
+// Remove removes the image name: for a reference, that name only; for an
+// image ID, all of the image's names (refused, unless force, when it has
+// more than one). An image left without names is deleted by the garbage
+// collection Remove runs at its end.
+func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResult, error) {
+	var res RemoveResult
+	imgs, err := s.resolve(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	byName := len(imgs) == 1 && imgs[0].Name != "" && !hexPrefixRE().MatchString(name)
+	if !byName && len(imgs) > 1 && !force {
+		return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", imgs[0].ID.Encoded()[:12])
+	}
+	id := imgs[0].ID
+	for _, img := range imgs {
+		recName := img.Name
+		if recName == "" {
+			recName = img.ID.String()
+		}
+		if err := s.db.DeleteImage(ctx, recName); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			return res, err
+		}
+		if img.Name != "" {
+			res.Untagged = append(res.Untagged, img.Name)
+		}
+	}
+	if left, err := s.Names(ctx, id); err != nil {
+		return res, err
+	} else if len(left) == 0 {
+		res.Deleted = append(res.Deleted, id)
+	}
+	if _, err := s.GC(ctx); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// GC deletes the blobs and snapshots that no image and no lease
+// references.
+func (s *Store) GC(ctx context.Context) (metadata.GCResult, error) {
+	return s.db.CollectGarbage(ctx, s.cs, s.sn)
+}

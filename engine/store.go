@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/berth-project/berth/content"
+	"github.com/berth-project/berth/metadata"
+	"github.com/berth-project/berth/snapshot"
+)
+
+// DefaultRoot is the default root directory of berth's image store.
+const DefaultRoot = "/var/lib/berth"
+
+// ErrNotFound is returned (wrapped, naming the image) when an image does
+// not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is berth's image store opened on a root directory: content,
+// metadata and snapshots. It is safe for concurrent use by many goroutines
+// and many processes sharing the root.
+type Store struct {
+	root    string
+	cs      *content.Store
+	db      *metadata.DB
+	sn      snapshot.Snapshotter
+	overlay bool
+}
+
+// Open opens (creating as needed) the image store rooted at root. The
+// snapshotter is overlay, or native when overlayfs is unusable on root.
+func Open(root string) (*Store, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := content.Open(filepath.Join(root, "content"))
+	if err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
+	db, err := metadata.Open(filepath.Join(root, "metadata.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	overlay := true
+	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
+	if errors.Is(err, errors.ErrUnsupported) {
+		overlay = false
+		sn, err = snapshot.NewNative(filepath.Join(root, "snapshots", "native"))
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open snapshotter: %w", err)
+	}
+	return &Store{root: root, cs: cs, db: db, sn: sn, overlay: overlay}, nil
+}
+
+// Close releases the store's snapshotter and database.
+func (s *Store) Close() error {
+	return errors.Join(s.sn.Close(), s.db.Close())
+}
+
+// Root returns the store's absolute root directory.
+func (s *Store) Root() string { return s.root }
+
+// Content returns the store's content store.
+func (s *Store) Content() *content.Store { return s.cs }
+
+// DB returns the store's metadata database.
+func (s *Store) DB() *metadata.DB { return s.db }
+
+// Snapshotter returns the store's snapshotter.
+func (s *Store) Snapshotter() snapshot.Snapshotter { return s.sn }
