@@ -1,7 +1,8 @@
 #!/bin/bash
 # Install what berth needs on Debian 12, build it, and run a first
 # container: a busybox root filesystem made from Debian's busybox-static,
-# run by berth's own OCI runtime.
+# imported as berth's first local image (busybox:local) and run by
+# berth's own OCI runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (containers need it; rootless comes with 'berth runtime spec --rootless')" >&2; exit 1; }
@@ -21,6 +22,9 @@ cp /usr/bin/busybox "$bundle/rootfs/bin/busybox"
 for a in $("$bundle/rootfs/bin/busybox" --list); do [ -e "$bundle/rootfs/bin/$a" ] || ln -s busybox "$bundle/rootfs/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$bundle/rootfs/etc/passwd"
 echo 'root:x:0:' >"$bundle/rootfs/etc/group"
+# The same tree as berth's first local image (no registry needed).
+tar -C "$bundle/rootfs" -c . | bin/berth import -c 'CMD ["sh"]' - busybox:local >/dev/null
+bin/berth images
 (cd "$bundle" && "$OLDPWD/bin/berth" runtime spec)
 # A non-interactive first container: print where it runs and as whom.
 sed -i 's/"terminal": true/"terminal": false/; s/^\(\t*\)"sh"$/\1"sh", "-c", "echo hello from berth: $(hostname), pid $$, uid $(id -u); uname -r"/' "$bundle/config.json"
