@@ -157,8 +157,14 @@ func queryImages(ctx context.Context, q querier, query string, args ...any) ([]I
 // DeleteImage removes the image name, or returns an error wrapping
 // ErrNotFound. The content it pointed to stays until garbage collection.
 func (db *DB) DeleteImage(ctx context.Context, name string) error {
+	return db.deleteRow(ctx, `DELETE FROM images WHERE name = ?`, "image", name)
+}
+
+// deleteRow runs a DELETE of one row by key (what is "image" or "lease"),
+// turning "no such row" into an error wrapping ErrNotFound.
+func (db *DB) deleteRow(ctx context.Context, query, what, key string) error {
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM images WHERE name = ?`, name)
+		res, err := tx.ExecContext(ctx, query, key)
 		if err != nil {
 			return err
 		}
@@ -170,10 +176,10 @@ func (db *DB) DeleteImage(ctx context.Context, name string) error {
 		return nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("image %q: %w", name, ErrNotFound)
+		return fmt.Errorf("%s %q: %w", what, key, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("delete image %q: %w", name, err)
+		return fmt.Errorf("delete %s %q: %w", what, key, err)
 	}
 	return nil
 }

@@ -136,25 +136,7 @@ func checkResource(kind, key string) error {
 // collection may then remove unless something else references them. It
 // returns an error wrapping ErrNotFound if there is no such lease.
 func (db *DB) DeleteLease(ctx context.Context, id string) error {
-	err := db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("lease %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("delete lease %q: %w", id, err)
-	}
-	return nil
+	return db.deleteRow(ctx, `DELETE FROM leases WHERE id = ?`, "lease", id)
 }
 
 // ListLeases returns every lease, expired or not, with its resources,
