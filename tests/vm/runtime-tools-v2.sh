@@ -64,11 +64,8 @@ D=$(mktemp -d /var/tmp/berth-rtv2.XXXXXX) || fail "mktemp failed"
 trap 'rm -rf "$D"' EXIT
 t0=$SECONDS
 
-# 1. berth, statically linked (libseccomp and libc inside the binary).
-mkdir -p "$D/berth"
-(cd "$REPO" && go build -tags osusergo,netgo -ldflags '-linkmode external -extldflags "-static"' \
-  -o "$D/berth/berth" ./cmd/berth) || fail "static build of berth failed"
-ln -s berth "$D/berth/berth-runc"
+# 1. berth, as the project builds it: static (libseccomp and libc inside).
+bash "$REPO/scripts/build.sh" "$D/berth" || fail "scripts/build.sh failed"
 is_static "$D/berth/berth" || fail "$D/berth/berth is not static"
 
 # 2. The suite: downloaded, set up and built once by the shared script (which
