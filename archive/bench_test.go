@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/berth-project/berth/internal/testimage"
 )
 
 // BenchmarkApplyBusybox applies the busybox layer again and again; MB/s
 // counts uncompressed layer bytes.
 func BenchmarkApplyBusybox(b *testing.B) {
-	images := makeImages(b, "busybox")
+	images := testimage.Build(b, "busybox")
 	img := loadImage(b, filepath.Join(images, "busybox"))
 	blob, err := os.ReadFile(img.blob(img.layers[0].Digest))
 	if err != nil {

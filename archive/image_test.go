@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,23 +15,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
-)
 
-// makeImages builds the test images with shared/images/make-test-images.py
-// (beside the repository) and returns their directory.
-func makeImages(t testing.TB, names ...string) string {
-	t.Helper()
-	script := filepath.Join("..", "..", "shared", "images", "make-test-images.py")
-	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("%s is missing (shared/ must be cloned beside the repository): %v", script, err)
-	}
-	out := t.TempDir()
-	cmd := exec.Command("python3", append([]string{script, out}, names...)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make-test-images.py %v: %v\n%s", names, err, b)
-	}
-	return out
-}
+	"github.com/berth-project/berth/internal/testimage"
+)
 
 // testImage is an OCI image read from a layout.
 type testImage struct {
@@ -206,7 +191,7 @@ func checkBusybox(t *testing.T, root string) {
 }
 
 func TestApplyLayeredImageNative(t *testing.T) {
-	images := makeImages(t, "layered")
+	images := testimage.Build(t, "layered")
 	img := loadImage(t, filepath.Join(images, "layered"))
 	root := newRoot(t)
 	for i := range img.layers {
@@ -237,7 +222,7 @@ func mountOverlay(t *testing.T, layers []string) string {
 }
 
 func TestApplyLayeredImageOverlay(t *testing.T) {
-	images := makeImages(t, "layered")
+	images := testimage.Build(t, "layered")
 	img := loadImage(t, filepath.Join(images, "layered"))
 	var uppers []string
 	for i := range img.layers {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/testimage"
 	rcli "github.com/berth-project/berth/runtime/cli"
 )
 
@@ -45,32 +44,6 @@ func mustRun(t *testing.T, args ...string) string {
 		t.Fatalf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-func busyboxLayer(t *testing.T) string {
-	t.Helper()
-	script, _ := filepath.Abs("../../shared/images/make-test-images.py")
-	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("test image script: %v", err)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("python3", script, dir, "busybox").CombinedOutput(); err != nil {
-		t.Fatalf("make-test-images: %v\n%s", err, out)
-	}
-	l, err := image.OpenLayout(filepath.Join(dir, "busybox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := l.ReadBlob(l.Index().Manifests[0], image.MaxManifestSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mf, err := image.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := mf.Layers[0].Digest
-	return filepath.Join(dir, "busybox", "blobs", d.Algorithm().String(), d.Encoded())
 }
 
 func TestImageCommands(t *testing.T) {
@@ -213,4 +186,12 @@ func TestRuntimeRootFlag(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(imgRoot, "metadata.db")); err != nil {
 		t.Errorf("images --root did not open the store there: %v", err)
 	}
+}
+
+// busyboxLayer writes the busybox test image and returns its (gzip)
+// layer blob: a rootfs tarball to import.
+func busyboxLayer(t *testing.T) string {
+	t.Helper()
+	layer, _ := testimage.Layer(t, filepath.Join(testimage.Build(t, "busybox"), "busybox"), 0)
+	return layer
 }

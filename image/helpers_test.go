@@ -3,18 +3,14 @@ package image
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-)
 
-// testImageScript is make-test-images.py, found relative to this package
-// (one level under the repository, which has shared/ beside it).
-const testImageScript = "../../shared/images/make-test-images.py"
+	"github.com/berth-project/berth/internal/testimage"
+)
 
 var (
 	testImagesOnce sync.Once
@@ -35,38 +31,19 @@ func TestMain(m *testing.M) {
 func testImages(t testing.TB) string {
 	t.Helper()
 	testImagesOnce.Do(func() {
-		script, err := filepath.Abs(testImageScript)
-		if err != nil {
-			testImagesErr = err
-			return
-		}
-		if _, err := os.Stat(script); err != nil {
-			testImagesErr = err
-			return
-		}
 		dir, err := os.MkdirTemp("", "berth-image-test-")
 		if err != nil {
 			testImagesErr = err
 			return
 		}
 		testImagesDir = dir
-		out, err := exec.Command("python3", script, dir, "busybox", "layered").CombinedOutput()
-		if err != nil {
-			testImagesErr = &scriptError{err, string(out)}
-		}
+		testImagesErr = testimage.Make(dir, "busybox", "layered")
 	})
 	if testImagesErr != nil {
-		t.Fatalf("make-test-images.py: %v", testImagesErr)
+		t.Fatal(testImagesErr)
 	}
 	return testImagesDir
 }
-
-type scriptError struct {
-	err error
-	out string
-}
-
-func (e *scriptError) Error() string { return e.err.Error() + ": " + e.out }
 
 // dg is the digest of s, for building test documents.
 func dg(s string) digest.Digest { return digest.FromString(s) }

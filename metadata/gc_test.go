@@ -5,34 +5,20 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/berth-project/berth/content"
-	"github.com/berth-project/berth/image"
-	"github.com/berth-project/berth/snapshot"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
 
-// makeTestImages builds OCI layouts with shared/images/make-test-images.py
-// (beside the repository) and returns their directory.
-func makeTestImages(t *testing.T, names ...string) string {
-	t.Helper()
-	script := filepath.Join("..", "..", "shared", "images", "make-test-images.py")
-	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("%s is missing (shared/ must be cloned beside the repository): %v", script, err)
-	}
-	out := t.TempDir()
-	if b, err := exec.Command("python3", append([]string{script, out}, names...)...).CombinedOutput(); err != nil {
-		t.Fatalf("make-test-images.py %v: %v\n%s", names, err, b)
-	}
-	return out
-}
+	"github.com/berth-project/berth/content"
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/testimage"
+	"github.com/berth-project/berth/snapshot"
+)
 
 // layoutImage is an image layout ingested into a content store.
 type layoutImage struct {
@@ -141,7 +127,7 @@ func chainKeys(ds []digest.Digest) []string {
 
 func TestCollectGarbage(t *testing.T) {
 	ctx := testContext(t)
-	images := makeTestImages(t, "busybox", "layered")
+	images := testimage.Build(t, "busybox", "layered")
 	root := t.TempDir()
 	cs, err := content.Open(filepath.Join(root, "content"))
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/berth-project/berth/internal/testimage"
 )
 
 // Set once by TestMain, read-only afterwards.
@@ -102,17 +104,11 @@ func setup() error {
 		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
 	}
 
-	// shared/ is cloned beside the repository (/work/shared, or
-	// $CLONE/../shared in CI).
-	script := filepath.Join(repo, "..", "shared", "images", "make-test-images.py")
-	if _, err := os.Stat(script); err != nil {
-		return fmt.Errorf("%s is missing: the runtime tests need the shared/ directory beside the repository to build their busybox image: %w", script, err)
-	}
 	imgDir := filepath.Join(baseDir, "images")
-	if out, err := exec.Command("python3", script, imgDir, "busybox").CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s busybox: %v\n%s (needs /usr/bin/busybox from Debian's busybox-static)", script, imgDir, err, out)
+	if err := testimage.Make(imgDir, "busybox"); err != nil {
+		return fmt.Errorf("the runtime tests build their busybox image with shared/images (needs /usr/bin/busybox from Debian's busybox-static): %w", err)
 	}
-	layer, err := firstLayer(filepath.Join(imgDir, "busybox"))
+	layer, _, err := testimage.LayerPath(filepath.Join(imgDir, "busybox"), 0)
 	if err != nil {
 		return err
 	}
@@ -130,34 +126,6 @@ func setup() error {
 	}
 	templateJS, err = os.ReadFile(filepath.Join(specDir, "config.json"))
 	return err
-}
-
-// firstLayer follows an OCI image layout's index.json to the blob of its
-// first manifest's first layer.
-func firstLayer(layout string) (string, error) {
-	blob := func(digest string) string {
-		algo, hex, _ := strings.Cut(digest, ":")
-		return filepath.Join(layout, "blobs", algo, hex)
-	}
-	var index struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-	}
-	if err := readJSON(filepath.Join(layout, "index.json"), &index); err != nil {
-		return "", err
-	}
-	if len(index.Manifests) == 0 {
-		return "", fmt.Errorf("%s: index.json has no manifest", layout)
-	}
-	var manifest struct {
-		Layers []struct{ Digest string } `json:"layers"`
-	}
-	if err := readJSON(blob(index.Manifests[0].Digest), &manifest); err != nil {
-		return "", err
-	}
-	if len(manifest.Layers) == 0 {
-		return "", fmt.Errorf("%s: manifest has no layer", layout)
-	}
-	return blob(manifest.Layers[0].Digest), nil
 }
 
 func readJSON(path string, v any) error {
