@@ -51,3 +51,7 @@ func (n *native) mounts(r *record, chain []uint64) ([]specs.Mount, error) {
 }
 
 func (n *native) committed(*record) {}
+
+func (n *native) rebase() error {
+	return fmt.Errorf("native snapshots hold full copies of their parents and cannot change parent: %w", ErrFailedPrecondition)
+}

@@ -154,3 +154,28 @@ func TestNativeCopyFidelity(t *testing.T) {
 	checkFiles(t, dst, map[string]string{"file": "child"})
 	checkFiles(t, src, map[string]string{"file": "data", "dir/link": "data"})
 }
+
+func TestNativeRefusesCommitWithParent(t *testing.T) {
+	s, err := NewNative(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if CanRebase(s) {
+		t.Error("CanRebase(native) = true")
+	}
+	for _, key := range []string{"a", "b"} {
+		if _, err := s.Prepare(key, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit("base", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit("top", "b", WithParent("base")); !errors.Is(err, ErrFailedPrecondition) {
+		t.Errorf("native Commit WithParent: %v, want failed precondition", err)
+	}
+	if _, err := s.Stat("b"); err != nil {
+		t.Errorf("refused Commit removed the active snapshot: %v", err)
+	}
+}

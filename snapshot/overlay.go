@@ -170,6 +170,8 @@ func (o *overlay) options(kind Kind, id uint64, chain []uint64, dir func(uint64)
 	return opts
 }
 
+func (o *overlay) rebase() error { return nil }
+
 func (o *overlay) committed(r *record) {
 	// A committed snapshot is only ever a lower directory.
 	os.RemoveAll(o.s.workDir(r.ID))

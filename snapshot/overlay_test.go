@@ -330,3 +330,71 @@ func TestOverlayLayerLimits(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestOverlayCommitWithParent unpacks the layers of a chain side by side,
+// each in a snapshot without parent, and stacks them at Commit: the result
+// must show what a chain prepared layer on layer shows.
+func TestOverlayCommitWithParent(t *testing.T) {
+	s := newOverlay(t, t.TempDir())
+	if !CanRebase(s) {
+		t.Fatal("CanRebase(overlay) = false")
+	}
+	var keys []string
+	for i, files := range layerFiles {
+		key := "unpack-" + itoa(i)
+		mounts, err := s.Prepare(key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := writableDir(t, mounts)
+		for name, content := range files {
+			if content != "" {
+				writeFiles(t, dir, map[string]string{name: content})
+			} else if err := unix.Mknod(filepath.Join(dir, name), unix.S_IFCHR, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys = append(keys, key)
+	}
+	// Out of order: layer2 cannot go on layer1 before layer1 exists.
+	if err := s.Commit("layer2", keys[1], WithParent("layer1")); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"layer1"`) {
+		t.Fatalf("Commit on a missing parent: %v, want not found naming it", err)
+	}
+	if _, err := s.Stat(keys[1]); err != nil {
+		t.Fatalf("a refused Commit must leave the active snapshot: %v", err)
+	}
+	parent := ""
+	for i, key := range keys {
+		name := "layer" + itoa(i+1)
+		var opts []Opt
+		if parent != "" {
+			opts = append(opts, WithParent(parent))
+		}
+		if err := s.Commit(name, key, opts...); err != nil {
+			t.Fatalf("Commit(%q, %q, WithParent(%q)): %v", name, key, parent, err)
+		}
+		if info, err := s.Stat(name); err != nil || info.Parent != parent {
+			t.Fatalf("Stat(%q) = %+v, %v; want parent %q", name, info, err, parent)
+		}
+		parent = name
+	}
+	mounts, err := s.View("view", "layer3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	mountForTest(t, mounts, target)
+	checkFiles(t, target, mergedFiles)
+
+	// A snapshot prepared on a parent cannot change it; Prepare and View
+	// take no WithParent.
+	if _, err := s.Prepare("on-1", "layer1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit("moved", "on-1", WithParent("layer2")); !errors.Is(err, ErrFailedPrecondition) {
+		t.Errorf("Commit of a snapshot prepared on layer1 WithParent(layer2): %v, want failed precondition", err)
+	}
+	if _, err := s.Prepare("p", "", WithParent("layer1")); err == nil {
+		t.Error("Prepare accepted WithParent")
+	}
+}

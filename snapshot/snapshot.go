@@ -107,6 +107,31 @@ type Snapshotter interface {
 // Commit.
 type Opt func(*Info) error
 
+// WithParent, given to Commit, commits an active snapshot prepared without
+// a parent as a layer on top of the committed snapshot parent. It lets
+// layers of one image be unpacked side by side, each into its own empty
+// snapshot, and stacked afterwards: the snapshot's tree must hold only its
+// layer's changes, in overlayfs' whiteout format. Only snapshotters whose
+// trees are changes (overlay) can do it; the native snapshotter, whose
+// trees are full copies, refuses it with ErrFailedPrecondition (see
+// CanRebase). Prepare and View refuse it: they take the parent as an
+// argument.
+func WithParent(parent string) Opt {
+	return func(i *Info) error {
+		if parent == "" {
+			return errors.New("WithParent: empty parent")
+		}
+		i.Parent = parent
+		return nil
+	}
+}
+
+// CanRebase reports whether sn's Commit accepts WithParent.
+func CanRebase(sn Snapshotter) bool {
+	s, ok := sn.(*snapshotter)
+	return ok && s.drv.rebase() == nil
+}
+
 // WithLabels sets the snapshot's labels (replacing, for Commit, those of
 // the active snapshot).
 func WithLabels(labels map[string]string) Opt {

@@ -26,6 +26,9 @@ type driver interface {
 	// committed is called after r was committed, to drop what only an
 	// active snapshot needs. Errors are not fatal.
 	committed(r *record)
+	// rebase reports whether a snapshot of n changed files can be
+	// committed on a parent it was not prepared on (WithParent).
+	rebase() error
 }
 
 // snapshotter implements Snapshotter on a metaStore and a driver. Snapshot
@@ -160,6 +163,9 @@ func (s *snapshotter) create(op string, kind Kind, key, parent string, opts []Op
 			return nil, fmt.Errorf("%s %q: %w", op, key, err)
 		}
 	}
+	if info.Parent != parent {
+		return nil, fmt.Errorf("%s %q: WithParent is an option of Commit; pass the parent as an argument", op, key)
+	}
 	var mounts []specs.Mount
 	err := s.ms.update(func(tx metaTx) error {
 		if _, ok := tx.get(key); ok {
@@ -268,6 +274,11 @@ func (s *snapshotter) Commit(name, key string, opts ...Opt) error {
 		}
 		n := *r
 		n.Key, n.Kind, n.Created, n.Labels = name, KindCommitted, time.Now().UTC(), info.Labels
+		if info.Parent != r.Parent {
+			if err := s.rebase(tx, &n, info.Parent); err != nil {
+				return fmt.Errorf("commit %q as %q on %q: %w", key, name, info.Parent, err)
+			}
+		}
 		if err := tx.put(&n); err != nil {
 			return fmt.Errorf("commit %q as %q: %w", key, name, err)
 		}
@@ -278,6 +289,36 @@ func (s *snapshotter) Commit(name, key string, opts ...Opt) error {
 		return err
 	}
 	s.drv.committed(committed)
+	return nil
+}
+
+// rebase sets the parent of n, an active snapshot prepared without one, to
+// the committed snapshot parent.
+func (s *snapshotter) rebase(tx metaTx, n *record, parent string) error {
+	if n.ParentID != 0 {
+		return fmt.Errorf("snapshot was prepared on %q: %w", n.Parent, ErrFailedPrecondition)
+	}
+	if err := s.drv.rebase(); err != nil {
+		return err
+	}
+	p, ok := tx.get(parent)
+	if !ok {
+		return fmt.Errorf("parent: %w", ErrNotFound)
+	}
+	if p.Kind != KindCommitted {
+		return fmt.Errorf("parent is %s, not committed: %w", p.Kind, ErrFailedPrecondition)
+	}
+	pc, err := chainOf(tx, p)
+	if err != nil {
+		return err
+	}
+	chain := append([]uint64{p.ID}, pc...)
+	// A committed snapshot is mounted as a lower directory of its
+	// children: check that a child of it could still be mounted.
+	if err := s.drv.check(n.Key, KindActive, n.ID, append([]uint64{n.ID}, chain...)); err != nil {
+		return err
+	}
+	n.Parent, n.ParentID = p.Key, p.ID
 	return nil
 }
 
