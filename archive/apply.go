@@ -67,6 +67,12 @@ func (o ApplyOptions) withDefaults() ApplyOptions {
 	return o
 }
 
+// ErrLinkToLower is wrapped by the error of [Apply] in overlay mode
+// without [ApplyOptions.Lowers] when a hardlink's target is not in the
+// layer: it may be in a lower layer, so the layer must be applied again
+// with its lower layers given.
+var ErrLinkToLower = errors.New("hardlink target is not in this layer (it may be in a lower one)")
+
 // ErrTooLarge is wrapped by the errors of [Apply] when a layer exceeds
 // [ApplyOptions.MaxBytes] or [ApplyOptions.MaxEntries].
 var ErrTooLarge = errors.New("layer exceeds limit")

@@ -186,6 +186,9 @@ func (a *applier) hardlink(pfd int, base string, hdr *tar.Header) error {
 	if tdir != nil && tdir != a.root {
 		defer tdir.Close()
 	}
+	if errors.Is(err, unix.ENOENT) && a.opts.Overlay && len(a.opts.Lowers) == 0 {
+		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, ErrLinkToLower)
+	}
 	if err != nil {
 		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 	}

@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"time"
 
@@ -17,13 +15,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/archive"
-	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/metadata"
-	"github.com/berth-project/berth/snapshot"
 )
 
 // leaseTTL bounds how long an import may take before garbage collection
@@ -86,7 +81,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes []s
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("write manifest: %w", err)
 	}
-	if err := s.unpack(ctx, lease, layer, diffID); err != nil {
+	if err := s.unpackLayers(ctx, lease, []ocispec.Descriptor{layer}, []digest.Digest{diffID}); err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	if name == "" {
@@ -182,91 +177,6 @@ func (s *Store) writeJSON(ctx context.Context, lease, mediaType string, v any) (
 		return ocispec.Descriptor{}, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
 	return desc, nil
-}
-
-// unpack applies the layer blob into a committed snapshot named by its
-// chain ID (for a single layer, its diff ID), unless it exists already.
-func (s *Store) unpack(ctx context.Context, lease string, layer ocispec.Descriptor, diffID digest.Digest) (retErr error) {
-	chainID := image.ChainIDs([]digest.Digest{diffID})[0].String()
-	if err := s.db.AddLeaseResource(ctx, lease, metadata.ResourceSnapshot, chainID); err != nil {
-		return err
-	}
-	if info, err := s.sn.Stat(chainID); err == nil && info.Kind == snapshot.KindCommitted {
-		return nil
-	}
-	key := "extract-" + lease + "-" + chainID
-	mounts, err := s.sn.Prepare(key, "")
-	if err != nil {
-		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
-	}
-	defer func() {
-		if retErr != nil {
-			s.sn.Remove(key)
-		}
-	}()
-	dir, cleanup, err := writableDir(mounts)
-	if err != nil {
-		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
-	}
-	got, err := s.applyBlob(ctx, dir, layer)
-	if cerr := cleanup(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
-	}
-	if got != diffID {
-		return fmt.Errorf("unpack layer %s: diff ID %s, want %s", layer.Digest, got, diffID)
-	}
-	if err := s.sn.Commit(chainID, key); err != nil {
-		if errors.Is(err, snapshot.ErrAlreadyExists) {
-			// Another process unpacked the same layer first.
-			return s.sn.Remove(key)
-		}
-		return fmt.Errorf("unpack layer %s: commit snapshot %s: %w", layer.Digest, chainID, err)
-	}
-	return nil
-}
-
-func (s *Store) applyBlob(ctx context.Context, dir string, layer ocispec.Descriptor) (digest.Digest, error) {
-	ra, err := s.cs.ReaderAt(layer.Digest)
-	if err != nil {
-		return "", err
-	}
-	defer ra.Close()
-	dec, err := archive.DecompressStream(io.NewSectionReader(ra, 0, ra.Size()))
-	if err != nil {
-		return "", err
-	}
-	defer dec.Close()
-	got, err := archive.Apply(ctx, dir, dec, archive.ApplyOptions{Overlay: s.overlay})
-	if err != nil {
-		return "", err
-	}
-	return got, syncDir(dir)
-}
-
-// writableDir returns the directory to unpack into for the mounts of a
-// snapshot without parent: the source of its single bind mount, or else a
-// temporary directory on which the mounts are mounted.
-func writableDir(mounts []rspec.Mount) (string, func() error, error) {
-	if len(mounts) == 1 && mounts[0].Type == "bind" {
-		return mounts[0].Source, func() error { return nil }, nil
-	}
-	tmp, err := os.MkdirTemp("", "berth-unpack-")
-	if err != nil {
-		return "", nil, err
-	}
-	if err := snapshot.MountAll(mounts, tmp); err != nil {
-		os.Remove(tmp)
-		return "", nil, err
-	}
-	return tmp, func() error {
-		if err := snapshot.Unmount(tmp); err != nil {
-			return err
-		}
-		return os.Remove(tmp)
-	}, nil
 }
 
 func syncDir(dir string) error {
