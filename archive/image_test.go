@@ -1,14 +1,11 @@
 package archive
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -81,93 +78,6 @@ func (img *testImage) applyLayer(t testing.TB, i int, dir string, opts ApplyOpti
 	}
 }
 
-// checkExpect compares the tree at root with an expect file: lines
-// "path<TAB>kind mode uid:gid [content]".
-func checkExpect(t *testing.T, root, expectFile string) {
-	t.Helper()
-	f, err := os.Open(expectFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		n++
-		p, spec, ok := strings.Cut(sc.Text(), "\t")
-		if !ok {
-			t.Fatalf("%s: bad line %q", expectFile, sc.Text())
-		}
-		if err := checkEntry(root, p, spec); err != nil {
-			t.Errorf("%s: %v", p, err)
-		}
-	}
-	if err := sc.Err(); err != nil || n == 0 {
-		t.Fatalf("%s: %d lines, %v", expectFile, n, err)
-	}
-}
-
-func checkEntry(root, p, spec string) error {
-	full := filepath.Join(root, p)
-	kind, rest, _ := strings.Cut(spec, " ")
-	var st unix.Stat_t
-	err := unix.Lstat(full, &st)
-	if kind == "absent" {
-		if err == nil {
-			return fmt.Errorf("exists (mode %#o), want absent", st.Mode)
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	switch kind {
-	case "symlink":
-		target, err := os.Readlink(full)
-		if err != nil || target != rest {
-			return fmt.Errorf("symlink to %q (%v), want %q", target, err, rest)
-		}
-		return nil
-	case "hardlink-of":
-		var other unix.Stat_t
-		if err := unix.Lstat(filepath.Join(root, rest), &other); err != nil {
-			return err
-		}
-		if other.Ino != st.Ino || other.Dev != st.Dev {
-			return fmt.Errorf("inode %d, %s has %d", st.Ino, rest, other.Ino)
-		}
-		return nil
-	case "file", "dir":
-	default:
-		return fmt.Errorf("unknown kind %q", kind)
-	}
-	fields := strings.SplitN(rest, " ", 3)
-	wantType := uint32(unix.S_IFREG)
-	if kind == "dir" {
-		wantType = unix.S_IFDIR
-	}
-	if st.Mode&unix.S_IFMT != wantType {
-		return fmt.Errorf("type %#o, want %s", st.Mode&unix.S_IFMT, kind)
-	}
-	mode, err := strconv.ParseUint(fields[0], 8, 32)
-	if err != nil {
-		return err
-	}
-	if uint64(st.Mode&0o7777) != mode {
-		return fmt.Errorf("mode %#o, want %#o", st.Mode&0o7777, mode)
-	}
-	if owner := fmt.Sprintf("%d:%d", st.Uid, st.Gid); len(fields) < 2 || owner != fields[1] {
-		return fmt.Errorf("owner %s, want %v", owner, fields[1:])
-	}
-	if len(fields) == 3 {
-		want := strings.ReplaceAll(fields[2], `\n`, "\n")
-		if got, err := os.ReadFile(full); err != nil || string(got) != want {
-			return fmt.Errorf("content %q (%v), want %q", got, err, want)
-		}
-	}
-	return nil
-}
-
 // checkBusybox checks a few files of the busybox layer.
 func checkBusybox(t *testing.T, root string) {
 	t.Helper()
@@ -177,7 +87,7 @@ func checkBusybox(t *testing.T, root string) {
 		"tmp":        "dir 1777 0:0",
 		"etc/passwd": "file 0644 0:0",
 	} {
-		if err := checkEntry(root, p, spec); err != nil {
+		if err := testimage.CheckEntry(root, p, spec); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -197,7 +107,7 @@ func TestApplyLayeredImageNative(t *testing.T) {
 	for i := range img.layers {
 		img.applyLayer(t, i, root, ApplyOptions{})
 	}
-	checkExpect(t, root, filepath.Join(images, "layered.expect"))
+	testimage.CheckExpect(t, root, filepath.Join(images, "layered.expect"))
 	checkBusybox(t, root)
 }
 
@@ -241,7 +151,7 @@ func TestApplyLayeredImageOverlay(t *testing.T) {
 		t.Errorf("data/gone in the last upper: mode %#o rdev %d, want a whiteout", st.Mode, st.Rdev)
 	}
 	merged := mountOverlay(t, uppers)
-	checkExpect(t, merged, filepath.Join(images, "layered.expect"))
+	testimage.CheckExpect(t, merged, filepath.Join(images, "layered.expect"))
 	checkBusybox(t, merged)
 
 	// DiffOverlayUpper turns each upper back into a layer; applied in
@@ -262,7 +172,7 @@ func TestApplyLayeredImageOverlay(t *testing.T) {
 			}
 			mustApply(t, root, buf.Bytes(), ApplyOptions{})
 		}
-		checkExpect(t, root, filepath.Join(images, "layered.expect"))
+		testimage.CheckExpect(t, root, filepath.Join(images, "layered.expect"))
 		checkBusybox(t, root)
 	})
 }

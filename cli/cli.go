@@ -27,6 +27,6 @@ func AddCommands(root *cobra.Command) {
 		Short: "Manage images",
 		Args:  cobra.NoArgs,
 	}
-	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"))
-	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"))
+	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"), loadCmd(o))
+	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"), loadCmd(o))
 }

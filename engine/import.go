@@ -50,7 +50,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes []s
 		return ocispec.Descriptor{}, err
 	}
 
-	lease, err := s.newLease(ctx)
+	lease, err := s.newLease(ctx, "import")
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -93,12 +93,14 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes []s
 	return configDesc, nil
 }
 
-func (s *Store) newLease(ctx context.Context) (string, error) {
+// newLease creates a lease for an operation (op names it: "import",
+// "load").
+func (s *Store) newLease(ctx context.Context, op string) (string, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	id := "import-" + hex.EncodeToString(b[:])
+	id := op + "-" + hex.EncodeToString(b[:])
 	if err := s.db.CreateLease(ctx, id, leaseTTL); err != nil {
 		return "", fmt.Errorf("create lease: %w", err)
 	}

@@ -28,9 +28,24 @@ type Store struct {
 	overlay bool
 }
 
-// Open opens (creating as needed) the image store rooted at root. The
-// snapshotter is overlay, or native when overlayfs is unusable on root.
-func Open(root string) (*Store, error) {
+// Options tune OpenWith.
+type Options struct {
+	// Snapshotter is "overlay", "native", or "" for overlay where
+	// overlayfs works on the root's file system, else native.
+	Snapshotter string
+}
+
+// Open opens (creating as needed) the image store rooted at root with the
+// default options.
+func Open(root string) (*Store, error) { return OpenWith(root, Options{}) }
+
+// OpenWith opens (creating as needed) the image store rooted at root.
+func OpenWith(root string, opts Options) (*Store, error) {
+	switch opts.Snapshotter {
+	case "", "overlay", "native":
+	default:
+		return nil, fmt.Errorf("unknown snapshotter %q (overlay or native)", opts.Snapshotter)
+	}
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -43,10 +58,15 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	overlay := true
-	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
-	if errors.Is(err, errors.ErrUnsupported) {
-		overlay = false
+	var sn snapshot.Snapshotter
+	overlay := opts.Snapshotter != "native"
+	if overlay {
+		sn, err = snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
+		if errors.Is(err, errors.ErrUnsupported) && opts.Snapshotter == "" {
+			overlay = false
+		}
+	}
+	if !overlay {
 		sn, err = snapshot.NewNative(filepath.Join(root, "snapshots", "native"))
 	}
 	if err != nil {

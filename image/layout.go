@@ -34,12 +34,8 @@ func OpenLayout(dir string) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ol ocispec.ImageLayout
-	if err := json.Unmarshal(data, &ol); err != nil {
-		return nil, fmt.Errorf("oci layout %s: %s: %w", dir, ocispec.ImageLayoutFile, err)
-	}
-	if ol.Version != "1.0.0" && !strings.HasPrefix(ol.Version, "1.") {
-		return nil, fmt.Errorf("oci layout %s: unsupported imageLayoutVersion %q (want 1.x)", dir, ol.Version)
+	if err := CheckLayoutVersion(data); err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
 	data, err = l.readFile(ocispec.ImageIndexFile, MaxManifestSize)
 	if err != nil {
@@ -51,6 +47,19 @@ func OpenLayout(dir string) (*Layout, error) {
 	}
 	l.index = idx
 	return l, nil
+}
+
+// CheckLayoutVersion checks the content of an oci-layout file: JSON with
+// an imageLayoutVersion of 1.x.
+func CheckLayoutVersion(data []byte) error {
+	var ol ocispec.ImageLayout
+	if err := json.Unmarshal(data, &ol); err != nil {
+		return fmt.Errorf("%s: %w", ocispec.ImageLayoutFile, err)
+	}
+	if !strings.HasPrefix(ol.Version, "1.") {
+		return fmt.Errorf("%s: unsupported imageLayoutVersion %q (want 1.x)", ocispec.ImageLayoutFile, ol.Version)
+	}
+	return nil
 }
 
 // Index returns the layout's index.json. The caller may modify the result.

@@ -5,15 +5,19 @@
 package testimage
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Script returns the path of make-test-images.py, found from the working
@@ -111,4 +115,95 @@ func LayerPath(layout string, i int) (string, digest.Digest, error) {
 		return "", "", fmt.Errorf("test image %s has %d layers, no layer %d", layout, len(mf.Layers), i)
 	}
 	return blob(mf.Layers[i].Digest), cfg.RootFS.DiffIDs[i], nil
+}
+
+// CheckExpect compares the tree at root with an expect file that
+// make-test-images.py wrote: lines "path<TAB>kind mode uid:gid [content]",
+// kind one of file, dir, symlink (with its target), hardlink-of (with the
+// other path) and absent.
+func CheckExpect(t testing.TB, root, expectFile string) {
+	t.Helper()
+	f, err := os.Open(expectFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		n++
+		p, spec, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			t.Fatalf("%s: bad line %q", expectFile, sc.Text())
+		}
+		if err := CheckEntry(root, p, spec); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if err := sc.Err(); err != nil || n == 0 {
+		t.Fatalf("%s: %d lines, %v", expectFile, n, err)
+	}
+}
+
+// CheckEntry checks one path of the tree at root against spec, a line of
+// an expect file after the tab.
+func CheckEntry(root, p, spec string) error {
+	full := filepath.Join(root, p)
+	kind, rest, _ := strings.Cut(spec, " ")
+	var st unix.Stat_t
+	err := unix.Lstat(full, &st)
+	if kind == "absent" {
+		if err == nil {
+			return fmt.Errorf("exists (mode %#o), want absent", st.Mode)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "symlink":
+		target, err := os.Readlink(full)
+		if err != nil || target != rest {
+			return fmt.Errorf("symlink to %q (%v), want %q", target, err, rest)
+		}
+		return nil
+	case "hardlink-of":
+		var other unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, rest), &other); err != nil {
+			return err
+		}
+		if other.Ino != st.Ino || other.Dev != st.Dev {
+			return fmt.Errorf("inode %d, %s has %d", st.Ino, rest, other.Ino)
+		}
+		return nil
+	case "file", "dir":
+	default:
+		return fmt.Errorf("unknown kind %q", kind)
+	}
+	fields := strings.SplitN(rest, " ", 3)
+	wantType := uint32(unix.S_IFREG)
+	if kind == "dir" {
+		wantType = unix.S_IFDIR
+	}
+	if st.Mode&unix.S_IFMT != wantType {
+		return fmt.Errorf("type %#o, want %s", st.Mode&unix.S_IFMT, kind)
+	}
+	mode, err := strconv.ParseUint(fields[0], 8, 32)
+	if err != nil {
+		return err
+	}
+	if uint64(st.Mode&0o7777) != mode {
+		return fmt.Errorf("mode %#o, want %#o", st.Mode&0o7777, mode)
+	}
+	if owner := fmt.Sprintf("%d:%d", st.Uid, st.Gid); len(fields) < 2 || owner != fields[1] {
+		return fmt.Errorf("owner %s, want %v", owner, fields[1:])
+	}
+	if len(fields) == 3 {
+		want := strings.ReplaceAll(fields[2], `\n`, "\n")
+		if got, err := os.ReadFile(full); err != nil || string(got) != want {
+			return fmt.Errorf("content %q (%v), want %q", got, err, want)
+		}
+	}
+	return nil
 }
