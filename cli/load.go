@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -97,4 +100,83 @@ the archive holds exactly one.`,
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+func saveCmd(o *options) *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE...",
+		Short: "Save images to a tar archive (STDOUT by default) or an OCI layout directory",
+		Long: `Save images to a tar archive, written to STDOUT by default:
+  docker-archive  as "docker save" writes it (default); docker, podman, skopeo
+                  and berth load it
+  oci-archive     an OCI image layout in a tar, blobs as stored
+  oci-dir         an OCI image layout directory (needs -o DIR)
+An image given by name is tagged with it in the archive.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case engine.FormatDockerArchive, engine.FormatOCIArchive:
+			case engine.FormatOCIDir:
+				if output == "" {
+					return errors.New("--format oci-dir needs -o DIR")
+				}
+			default:
+				return fmt.Errorf("--format: unknown format %q (docker-archive, oci-archive or oci-dir)", format)
+			}
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx := cmd.Context()
+			if format == engine.FormatOCIDir {
+				return s.SaveLayout(ctx, output, args)
+			}
+			if output == "" {
+				w := cmd.OutOrStdout()
+				if f, ok := w.(*os.File); ok && isTerminal(f) {
+					return errors.New("refusing to write an archive to a terminal; use -o FILE or redirect STDOUT")
+				}
+				return s.Save(ctx, w, args, format)
+			}
+			return writeFileAtomic(output, func(w io.Writer) error { return s.Save(ctx, w, args, format) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&output, "output", "o", "", "write to this file (or, for oci-dir, directory) instead of STDOUT")
+	f.StringVar(&format, "format", engine.FormatDockerArchive, "docker-archive, oci-archive or oci-dir")
+	return cmd
+}
+
+// writeFileAtomic writes path with fn through a temporary file beside it,
+// synced and renamed over path only if fn succeeds.
+func writeFileAtomic(path string, fn func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := fn(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,6 +24,10 @@ import (
 // lease that owns them, so that garbage collection can tell an abandoned
 // unpack from a container's root.
 const leaseLabel = "berth.io/lease"
+
+// diffSizeLabel labels a committed layer snapshot with the size in bytes
+// of its uncompressed layer tar, which save needs before it writes it.
+const diffSizeLabel = "berth.io/diff-size"
 
 // unpackLayers unpacks the layer blobs (already in the content store, in
 // image order) into committed snapshots named by their chain IDs, and
@@ -55,7 +60,7 @@ func (s *Store) unpackLayers(ctx context.Context, lease string, layers []ocispec
 	if first == len(layers) {
 		return nil
 	}
-	u := &unpacker{s: s, ctx: ctx, lease: lease, layers: layers, diffIDs: diffIDs, chainIDs: chainIDs}
+	u := &unpacker{s: s, ctx: ctx, lease: lease, layers: layers, diffIDs: diffIDs, chainIDs: chainIDs, sizes: map[int]int64{}}
 	defer u.cleanup()
 	if snapshot.CanRebase(s.sn) && len(layers)-first > 1 {
 		return u.parallel(first)
@@ -77,8 +82,9 @@ type unpacker struct {
 	diffIDs  []digest.Digest
 	chainIDs []digest.Digest
 
-	mu   sync.Mutex
-	keys []string // active snapshots prepared, removed by cleanup
+	mu    sync.Mutex
+	keys  []string      // active snapshots prepared, removed by cleanup
+	sizes map[int]int64 // uncompressed size of each layer unpacked
 }
 
 func (u *unpacker) key(i int) string {
@@ -110,7 +116,10 @@ func (u *unpacker) cleanup() {
 // (rebasing it there when it was unpacked without one). If another process
 // committed the same layer first, its snapshot is used and ours removed.
 func (u *unpacker) commit(i int, rebase bool) error {
-	var opts []snapshot.Opt
+	u.mu.Lock()
+	size := u.sizes[i]
+	u.mu.Unlock()
+	opts := []snapshot.Opt{snapshot.WithLabels(map[string]string{diffSizeLabel: strconv.FormatInt(size, 10)})}
 	if rebase && i > 0 {
 		opts = append(opts, snapshot.WithParent(u.chainIDs[i-1].String()))
 	}
@@ -246,7 +255,8 @@ func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
 	defer dec.Close()
-	got, err := archive.Apply(ctx, dir, dec, opts)
+	counted := &countReader{r: dec}
+	got, err := archive.Apply(ctx, dir, counted, opts)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
@@ -256,7 +266,22 @@ func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
+	u.mu.Lock()
+	u.sizes[i] = counted.n
+	u.mu.Unlock()
 	return nil
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // unpackDir returns the directory a layer is unpacked into for the mounts
