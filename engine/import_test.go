@@ -27,6 +27,9 @@ const (
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv(helperRootEnv); root != "" {
+		if os.Getenv(helperLoadEnv) != "" {
+			os.Exit(loadHelper(root, os.Getenv(helperLoadEnv), os.Getenv(helperRefEnv)))
+		}
 		os.Exit(importHelper(root, os.Getenv(helperLayerEnv), os.Getenv(helperRefEnv)))
 	}
 	os.Exit(m.Run())
