@@ -333,7 +333,7 @@ func (s *Store) Check(ctx context.Context, repair bool) (CheckReport, error) {
 			return nil // deleted since the walk found it
 		case errors.Is(err, content.ErrMismatch):
 			corrupt[info.Digest] = true
-			problems = append(problems, Problem{Kind: ProblemCorruptBlob, Object: info.Digest.String(), Detail: err.Error()})
+			problems = append(problems, Problem{Kind: ProblemCorruptBlob, Object: info.Digest.String(), Detail: "content does not match the digest"})
 			return nil
 		}
 		return err
