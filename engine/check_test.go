@@ -373,3 +373,39 @@ func TestCheckIngestWithoutLease(t *testing.T) {
 		t.Errorf("ingests: %+v", ings)
 	}
 }
+
+// TestCheckDanglingReference deletes an image's layer blob behind the
+// store's back: Check reports the manifest's dangling reference and the
+// broken image; the repair removes the image and the rest of it.
+func TestCheckDanglingReference(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := context.Background()
+	importFile(t, s, writeTestTar(t, map[string]string{"etc/x": "x"}), "x")
+	img, err := s.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := s.readBlob(img.Target, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mf ocispec.Manifest
+	if err := json.Unmarshal(data, &mf); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cs.Delete(mf.Layers[0].Digest); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"broken-image docker.io/library/x:latest", "dangling-reference " + mf.Layers[0].Digest.String()}
+	if got := problemKeys(check(t, s, false)); !slices.Equal(got, want) {
+		t.Fatalf("check: %v, want %v", got, want)
+	}
+	rep := check(t, s, true)
+	if got := problemKeys(rep); !slices.Equal(got, want) || len(rep.Remaining()) != 0 {
+		t.Fatalf("repair: %v", rep.Problems)
+	}
+	blobs, snaps := storeBytes(t, s)
+	if blobs != 0 || snaps != 0 || len(check(t, s, false).Problems) != 0 {
+		t.Errorf("after repair: %d bytes of blobs, %d of snapshots", blobs, snaps)
+	}
+}
