@@ -28,5 +28,6 @@ func AddCommands(root *cobra.Command) {
 		Args:  cobra.NoArgs,
 	}
 	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"), loadCmd(o), saveCmd(o))
+	addSystemCommands(root, image, o)
 	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"), loadCmd(o), saveCmd(o))
 }

@@ -19,9 +19,6 @@ import (
 // entries of an OCI archive's index.json: the image's full name.
 const annotationImageName = "io.containerd.image.name"
 
-// maxIndexDepth bounds the nesting of indexes Load follows.
-const maxIndexDepth = 4
-
 // LoadOptions tune Load and LoadLayout.
 type LoadOptions struct {
 	// Name is an extra name for the image when the archive holds exactly

@@ -21,7 +21,8 @@ var (
 	// ErrAlreadyExists is returned (wrapped) when a lease id is taken.
 	ErrAlreadyExists = errors.New("metadata: already exists")
 	// ErrExpired is returned (wrapped) when a resource is added to a lease
-	// past its expiry: garbage collection no longer honours it.
+	// past its expiry or whose owner process is gone (Lease.Expired):
+	// garbage collection no longer honours it.
 	ErrExpired = errors.New("metadata: lease expired")
 	// ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 	// a newer berth, whose schema this berth does not know.

@@ -24,21 +24,34 @@
 //
 // CollectGarbage keeps what an image references (from each image's target:
 // index, manifests, configs, layers, and the committed snapshots named by
-// the layers' chain IDs), what a live lease names, every active and view
-// snapshot, and the parents of kept snapshots; it deletes the rest.
-// Something being built is not referenced by an image yet, so a process
-// that builds an image (pull, import, unpack) follows this protocol:
+// the layers' chain IDs), what a live lease names, the active and view
+// snapshots (but those labelled with a dead lease, below), and the parents
+// of kept snapshots; it deletes the rest. Something being built is not
+// referenced by an image yet, so a process that builds an image (pull,
+// import, unpack) follows this protocol:
 //
-//  1. CreateLease, with a ttl longer than the operation will take.
+//  1. CreateLease, with a ttl longer than the operation will take, and
+//     WithOwner when the lease should die with the process (a command
+//     line's load or import: if it is killed, the next collection frees
+//     its work at once rather than after the ttl).
 //  2. AddLeaseResource for each blob (by digest), snapshot (by key: the
 //     chain ID it will be committed as) and ingest (by ref) it is going to
 //     write or rely on, BEFORE it checks whether that already exists and
 //     before it writes it. A blob whose digest is unknown until written is
 //     protected by its ingest ref while it is written, and its digest is
 //     added as content before the Writer's Commit.
-//  3. Write the content, unpack the snapshots.
+//  3. Write the content, unpack the snapshots. An active snapshot prepared
+//     for an unpack ("extract-<lease>-<chain ID>") carries the label
+//     LeaseLabel with the lease's id, and is prepared after step 2 has
+//     added at least one resource.
 //  4. PutImage.
 //  5. DeleteLease.
+//
+// A lease is live until it expires or, if it has an owner, until its owner
+// process is gone (Lease.Expired); a collection deletes the leases that
+// are not live, then removes the snapshots labelled with them and aborts
+// the ingests they named (unless a Writer holds one), without waiting for
+// IngestGracePeriod.
 //
 // The file <db>.gc-lock next to the database orders collections against
 // step 2: CollectGarbage holds an exclusive flock(2) on it from before it
@@ -55,15 +68,20 @@
 // images and the leases in one read transaction, a consistent snapshot, and
 // W records the image before it deletes the lease, so G' sees the lease
 // (not yet deleted) or the image (already recorded), never neither. A
-// snapshot's parents are kept with it, and active snapshots (a container's
-// root, an unpack in progress) are always kept. Flocks die with their
+// snapshot's parents are kept with it. Active snapshots without LeaseLabel
+// (a container's root) are always kept; one with the label is kept while
+// its lease is live: W prepares it after an AddLeaseResource of its lease,
+// so by the argument above a collection that sees the snapshot also sees
+// the lease (and if it saw no such lease, the snapshot is older than the
+// collection's roots and the lease was deleted). Flocks die with their
 // process, so a killed writer or collector never blocks the others.
 //
 // What the protocol does not cover is not protected: content written with
 // no lease can be deleted by a concurrent collection (there is no grace
 // period for blobs), and so can the resources of a lease that expired
-// before its operation ended. Ingests are the exception, as they are work
-// in progress by nature: one held by a Writer (in any process) is never
-// removed, nor one that a live lease names, nor one written to within the
-// last IngestGracePeriod.
+// before its operation ended (or whose owner died: the work is abandoned).
+// Ingests are the exception, as they are work in progress by nature: one
+// held by a Writer (in any process) is never removed, nor one that a live
+// lease names, nor one written to within the last IngestGracePeriod unless
+// a dead lease named it.
 package metadata

@@ -23,40 +23,71 @@ import (
 // and garbage collection removes it (unless a Writer holds it).
 const IngestGracePeriod = time.Hour
 
-// GCResult reports what a garbage collection removed.
+// LeaseLabel is the snapshot label naming the lease of the operation that
+// prepared an active (or view) snapshot, such as an unpack's
+// "extract-<lease>-<chain ID>": once that lease has expired, or its owner
+// is gone, garbage collection removes the snapshot.
+const LeaseLabel = "berth.io/lease"
+
+// GCResult reports what a garbage collection removed (or, with DryRun,
+// would remove).
 type GCResult struct {
-	Blobs     []digest.Digest // content blobs deleted
-	Snapshots []string        // committed snapshots removed, in removal order
-	Ingests   []string        // refs of the abandoned ingests removed
-	Leases    []string        // expired leases removed
+	Blobs []digest.Digest // content blobs deleted
+	// Snapshots are the snapshots removed, in removal order: committed
+	// ones nothing references, and active or view ones whose LeaseLabel
+	// names a dead lease.
+	Snapshots []string
+	Ingests   []string // refs of the abandoned ingests removed
+	Leases    []string // expired leases removed (past their ttl, or owner gone)
 	// BytesFreed adds up the blobs' sizes, the snapshots' disk usage and
 	// the ingests' written bytes.
 	BytesFreed int64
 }
 
+// GCOpt sets an option of CollectGarbage.
+type GCOpt func(*gcOptions)
+
+type gcOptions struct {
+	dryRun bool
+}
+
+// DryRun makes CollectGarbage report what it would remove, and remove
+// nothing. It still holds the GC lock, so its report is exact at the time
+// it ran.
+func DryRun() GCOpt { return func(o *gcOptions) { o.dryRun = true } }
+
 // CollectGarbage deletes the blobs of cs and the committed snapshots of sn
-// that no image and no live lease references, abandoned ingests, and expired
-// leases. sn may be nil: snapshots are then left alone.
+// that no image and no live lease references, the snapshots of dead
+// leases, abandoned ingests, and expired leases. sn may be nil: snapshots
+// are then left alone.
+//
+// A lease is dead (Lease.Expired) past its expiry or once its owner
+// process is gone; dead leases are deleted first.
 //
 // Mark: the roots are every image's target and every live lease's
 // resources, read in one consistent snapshot of the database. From each
 // root blob the walk follows indexes to their manifests (all platforms),
 // manifests to their config and layers, and configs to the chain IDs of
 // their rootfs.diff_ids, which name the committed snapshots of their
-// layers. Snapshots that are active or views (containers and unpacks own
-// them), or that a lease names, are kept, and so is every parent of a kept
-// snapshot.
+// layers. Snapshots that a lease names are kept, and so are those that are
+// active or views (containers and unpacks own them) unless they carry a
+// LeaseLabel naming a lease that is not live. Every parent of a kept
+// snapshot is kept.
 //
-// Sweep: unmarked blobs are deleted, unmarked committed snapshots are
-// removed children first, and ingests that no live lease references, that
-// no Writer holds and that were last written more than IngestGracePeriod
-// ago are aborted.
+// Sweep: unmarked blobs are deleted, unmarked snapshots are removed
+// children first, and ingests that no live lease references and no Writer
+// holds are aborted if a lease deleted by this collection named them, or
+// else if they were last written more than IngestGracePeriod ago.
 //
 // The whole collection holds the GC lock exclusively, so AddLeaseResource
 // waits for it to finish (see the package documentation). A failure to
 // remove one object does not stop the sweep: the errors are joined and
 // returned with what was removed.
-func (db *DB) CollectGarbage(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter) (GCResult, error) {
+func (db *DB) CollectGarbage(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter, opts ...GCOpt) (GCResult, error) {
+	var o gcOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var res GCResult
 	unlock, err := db.lockGC(ctx, unix.LOCK_EX)
 	if err != nil {
@@ -65,9 +96,18 @@ func (db *DB) CollectGarbage(ctx context.Context, cs *content.Store, sn snapshot
 	defer unlock()
 	now := db.now()
 
-	res.Leases, err = db.deleteExpiredLeases(ctx, now)
+	dead, err := db.deleteExpiredLeases(ctx, now, o.dryRun)
 	if err != nil {
 		return res, fmt.Errorf("gc: %w", err)
+	}
+	deadIngests := map[string]bool{}
+	for _, l := range dead {
+		res.Leases = append(res.Leases, l.ID)
+		for _, r := range l.Resources {
+			if r.Kind == ResourceIngest {
+				deadIngests[r.Key] = true
+			}
+		}
 	}
 	roots, err := db.gcRoots(ctx, now)
 	if err != nil {
@@ -80,52 +120,52 @@ func (db *DB) CollectGarbage(ctx context.Context, cs *content.Store, sn snapshot
 	}
 	var snaps *snapshotSet
 	if sn != nil {
-		snaps, err = markSnapshots(sn, m.chains, roots.snapshots)
+		snaps, err = markSnapshots(sn, m.chains, roots)
 		if err != nil {
 			return res, fmt.Errorf("gc: mark snapshots: %w", err)
 		}
 	}
 
 	var errs []error
-	errs = append(errs, sweepContent(ctx, cs, m.blobs, &res))
+	errs = append(errs, sweepContent(ctx, cs, m.blobs, o.dryRun, &res))
 	if snaps != nil {
-		errs = append(errs, snaps.sweep(ctx, sn, &res))
+		errs = append(errs, snaps.sweep(ctx, sn, o.dryRun, &res))
 	}
-	errs = append(errs, sweepIngests(ctx, cs, roots.ingests, now, &res))
+	errs = append(errs, sweepIngests(ctx, cs, roots.ingests, deadIngests, now, o.dryRun, &res))
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("gc: %w", err)
 	}
 	return res, nil
 }
 
-// deleteExpiredLeases removes the leases expired at now, with their
-// resources, and returns their ids.
-func (db *DB) deleteExpiredLeases(ctx context.Context, now time.Time) ([]string, error) {
-	var ids []string
+// deleteExpiredLeases removes the leases expired at now (Lease.Expired),
+// with their resources, and returns them; with dryRun it only returns
+// them.
+func (db *DB) deleteExpiredLeases(ctx context.Context, now time.Time, dryRun bool) ([]Lease, error) {
+	var dead []Lease
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM leases WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id`, now.UnixNano())
+		leases, err := readLeases(ctx, tx)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		for _, l := range leases {
+			if !l.Expired(now) {
+				continue
+			}
+			dead = append(dead, l)
+			if dryRun {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE id = ?`, l.ID); err != nil {
 				return err
 			}
-			ids = append(ids, id)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM leases WHERE expires_at IS NOT NULL AND expires_at <= ?`, now.UnixNano())
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete expired leases: %w", err)
 	}
-	return ids, nil
+	return dead, nil
 }
 
 // gcRoots are the references garbage collection starts from.
@@ -133,13 +173,17 @@ type gcRoots struct {
 	blobs     []ocispec.Descriptor
 	snapshots map[string]bool
 	ingests   map[string]bool
+	// leases holds every lease read, true for the live ones.
+	leases map[string]bool
+	// readAt is the time before the roots were read.
+	readAt time.Time
 }
 
 // gcRoots reads the images and the live leases in one read transaction, so
 // that an image recorded just before its lease is deleted is seen in one
 // or the other.
 func (db *DB) gcRoots(ctx context.Context, now time.Time) (gcRoots, error) {
-	roots := gcRoots{snapshots: map[string]bool{}, ingests: map[string]bool{}}
+	roots := gcRoots{snapshots: map[string]bool{}, ingests: map[string]bool{}, leases: map[string]bool{}, readAt: now}
 	err := db.view(ctx, func(tx *sql.Tx) error {
 		imgs, err := queryImages(ctx, tx, `SELECT `+imageColumns+` FROM images ORDER BY name`)
 		if err != nil {
@@ -153,7 +197,9 @@ func (db *DB) gcRoots(ctx context.Context, now time.Time) (gcRoots, error) {
 			return fmt.Errorf("read leases: %w", err)
 		}
 		for _, l := range leases {
-			if l.Expired(now) {
+			live := !l.Expired(now)
+			roots.leases[l.ID] = live
+			if !live {
 				continue
 			}
 			for _, r := range l.Resources {
@@ -292,8 +338,8 @@ func startsLikeJSON(ra content.ReaderAt) bool {
 	return false
 }
 
-// sweepContent deletes the blobs of cs not in marked.
-func sweepContent(ctx context.Context, cs *content.Store, marked map[digest.Digest]bool, res *GCResult) error {
+// sweepContent deletes (with dryRun, lists) the blobs of cs not in marked.
+func sweepContent(ctx context.Context, cs *content.Store, marked map[digest.Digest]bool, dryRun bool, res *GCResult) error {
 	var dead []content.Info
 	err := cs.Walk(func(info content.Info) error {
 		if !marked[info.Digest] {
@@ -303,6 +349,13 @@ func sweepContent(ctx context.Context, cs *content.Store, marked map[digest.Dige
 	})
 	if err != nil {
 		return fmt.Errorf("walk content: %w", err)
+	}
+	if dryRun {
+		for _, info := range dead {
+			res.Blobs = append(res.Blobs, info.Digest)
+			res.BytesFreed += info.Size
+		}
+		return nil
 	}
 	var errs []error
 	for _, info := range dead {
@@ -328,10 +381,10 @@ type snapshotSet struct {
 	children map[string]int // number of snapshots having each as parent
 }
 
-// markSnapshots keeps the committed snapshots named in chains or leased,
-// every active and view snapshot, every leased one, and the parents of all
-// of these.
-func markSnapshots(sn snapshot.Snapshotter, chains, leased map[string]bool) (*snapshotSet, error) {
+// markSnapshots keeps the committed snapshots named in chains, the
+// snapshots the live leases name, the active and view snapshots but those
+// of dead leases (see abandoned), and the parents of all of these.
+func markSnapshots(sn snapshot.Snapshotter, chains map[string]bool, roots gcRoots) (*snapshotSet, error) {
 	s := &snapshotSet{infos: map[string]snapshot.Info{}, keep: map[string]bool{}, children: map[string]int{}}
 	err := sn.Walk(func(info snapshot.Info) error {
 		s.infos[info.Key] = info
@@ -346,7 +399,9 @@ func markSnapshots(sn snapshot.Snapshotter, chains, leased map[string]bool) (*sn
 	}
 	var stack []string
 	for _, key := range s.order {
-		if s.infos[key].Kind != snapshot.KindCommitted || chains[key] || leased[key] {
+		info := s.infos[key]
+		if chains[key] || roots.snapshots[key] ||
+			info.Kind != snapshot.KindCommitted && !abandoned(info, roots) {
 			stack = append(stack, key)
 		}
 	}
@@ -364,9 +419,29 @@ func markSnapshots(sn snapshot.Snapshotter, chains, leased map[string]bool) (*sn
 	return s, nil
 }
 
-// sweep removes the unkept committed snapshots, each after its children.
-// A snapshot that gained a child or vanished meanwhile is left alone.
-func (s *snapshotSet) sweep(ctx context.Context, sn snapshot.Snapshotter, res *GCResult) error {
+// abandoned reports whether the active or view snapshot info belongs to a
+// dead lease: its LeaseLabel names a lease that the roots saw expired, or
+// that they did not see at all although the snapshot is older than them.
+// (A snapshot is prepared after its lease is created, so a lease missing
+// from roots read after the snapshot was made has been deleted. A lease
+// created after the roots were read is not known to be dead: its
+// snapshot, prepared later still, is kept.)
+func abandoned(info snapshot.Info, roots gcRoots) bool {
+	id, ok := info.Labels[LeaseLabel]
+	if !ok {
+		return false
+	}
+	live, known := roots.leases[id]
+	if known {
+		return !live
+	}
+	return info.Created.Before(roots.readAt)
+}
+
+// sweep removes (with dryRun, lists) the unkept snapshots, each after its
+// children. A snapshot that gained a child or vanished meanwhile is left
+// alone.
+func (s *snapshotSet) sweep(ctx context.Context, sn snapshot.Snapshotter, dryRun bool, res *GCResult) error {
 	var ready []string
 	for _, key := range s.order {
 		// The kept set contains the parents of all kept snapshots, so
@@ -386,7 +461,9 @@ func (s *snapshotSet) sweep(ctx context.Context, sn snapshot.Snapshotter, res *G
 		if err != nil {
 			size = 0
 		}
-		err = sn.Remove(key)
+		if !dryRun {
+			err = sn.Remove(key)
+		}
 		switch {
 		case errors.Is(err, snapshot.ErrNotFound), errors.Is(err, snapshot.ErrFailedPrecondition):
 			continue
@@ -406,9 +483,10 @@ func (s *snapshotSet) sweep(ctx context.Context, sn snapshot.Snapshotter, res *G
 	return errors.Join(errs...)
 }
 
-// sweepIngests aborts the ingests that no live lease references, no Writer
-// holds, and that were last written more than IngestGracePeriod before now.
-func sweepIngests(ctx context.Context, cs *content.Store, leased map[string]bool, now time.Time, res *GCResult) error {
+// sweepIngests aborts (with dryRun, lists) the ingests that no live lease
+// references and no Writer holds, and that a dead lease named (dead) or
+// that were last written more than IngestGracePeriod before now.
+func sweepIngests(ctx context.Context, cs *content.Store, leased, dead map[string]bool, now time.Time, dryRun bool, res *GCResult) error {
 	ingests, err := cs.ListIngests()
 	if err != nil {
 		return fmt.Errorf("list ingests: %w", err)
@@ -418,10 +496,13 @@ func sweepIngests(ctx context.Context, cs *content.Store, leased map[string]bool
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if leased[st.Ref] || st.Locked || now.Sub(st.UpdatedAt) < IngestGracePeriod {
+		if leased[st.Ref] || st.Locked || !dead[st.Ref] && now.Sub(st.UpdatedAt) < IngestGracePeriod {
 			continue
 		}
-		err := cs.Abort(st.Ref)
+		var err error
+		if !dryRun {
+			err = cs.Abort(st.Ref)
+		}
 		switch {
 		case errors.Is(err, content.ErrLocked), errors.Is(err, content.ErrNotFound):
 			continue

@@ -34,6 +34,9 @@ type Lease struct {
 	// ExpiresAt is when garbage collection stops honouring the lease and
 	// removes it; zero for a lease that never expires.
 	ExpiresAt time.Time
+	// Owner is the process the lease dies with (see WithOwner), nil for
+	// a lease that lives until it expires or is deleted.
+	Owner     *Owner
 	Resources []Resource
 }
 
@@ -43,27 +46,70 @@ type Resource struct {
 	Key  string // digest, snapshot key or ingest ref
 }
 
-// Expired reports whether the lease is past its expiry at time now.
+// Expired reports whether garbage collection no longer honours the lease
+// at time now: it is past its expiry, or its owner process is gone. It is
+// the one test of a lease's life, for AddLeaseResource and for garbage
+// collection alike. Finding out about the owner reads /proc.
 func (l Lease) Expired(now time.Time) bool {
-	return !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt)
+	if !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt) {
+		return true
+	}
+	return l.Owner != nil && !l.Owner.Alive()
+}
+
+// LeaseOpt sets an optional property of a lease created by CreateLease.
+type LeaseOpt func(*leaseOptions) error
+
+type leaseOptions struct {
+	owner *Owner
+}
+
+// WithOwner makes the calling process the lease's owner: once the process
+// has exited (however it ended, SIGKILL included) the lease counts as
+// expired, and the next garbage collection removes it and what only it
+// protected, instead of waiting for its ttl. The process is recorded by
+// pid and start time, so a new process that reuses the pid does not keep
+// the lease alive. Every process using the store must see the same pid
+// namespace (/proc), as berth's processes on one host do.
+func WithOwner() LeaseOpt {
+	return func(o *leaseOptions) error {
+		self, err := selfOwner()
+		if err != nil {
+			return fmt.Errorf("lease owner: %w", err)
+		}
+		o.owner = &self
+		return nil
+	}
 }
 
 // CreateLease creates the lease id, expiring ttl from now (never, for ttl
-// 0). It returns an error wrapping ErrAlreadyExists if id is taken.
-func (db *DB) CreateLease(ctx context.Context, id string, ttl time.Duration) error {
+// 0), with the options opts. It returns an error wrapping
+// ErrAlreadyExists if id is taken.
+func (db *DB) CreateLease(ctx context.Context, id string, ttl time.Duration, opts ...LeaseOpt) error {
 	if id == "" {
 		return errors.New("create lease: empty id")
 	}
 	if ttl < 0 {
 		return fmt.Errorf("create lease %q: negative ttl %s", id, ttl)
 	}
+	var o leaseOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return fmt.Errorf("create lease %q: %w", id, err)
+		}
+	}
 	now := db.now()
-	var expires any // NULL: never
+	var expires, ownerPID, ownerStart any // NULL: never, none
 	if ttl > 0 {
 		expires = now.Add(ttl).UnixNano()
 	}
+	if o.owner != nil {
+		// SQLite integers are signed 64-bit; clock ticks fit.
+		ownerPID, ownerStart = o.owner.PID, int64(o.owner.Start)
+	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO leases (id, created_at, expires_at) VALUES (?, ?, ?)`, id, now.UnixNano(), expires)
+		_, err := tx.ExecContext(ctx, `INSERT INTO leases (id, created_at, expires_at, owner_pid, owner_start) VALUES (?, ?, ?, ?, ?)`,
+			id, now.UnixNano(), expires, ownerPID, ownerStart)
 		return err
 	})
 	if isConstraint(err) {
@@ -92,15 +138,14 @@ func (db *DB) AddLeaseResource(ctx context.Context, leaseID, kind, key string) e
 	}
 	defer unlock()
 	err = db.update(ctx, func(tx *sql.Tx) error {
-		var expires sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT expires_at FROM leases WHERE id = ?`, leaseID).Scan(&expires)
+		l, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE id = ?`, leaseID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if expires.Valid && db.now().UnixNano() >= expires.Int64 {
+		if l.Expired(db.now()) {
 			return ErrExpired
 		}
 		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO lease_resources (lease_id, kind, key) VALUES (?, ?, ?)`, leaseID, kind, key)
@@ -154,9 +199,33 @@ func (db *DB) ListLeases(ctx context.Context) ([]Lease, error) {
 	return leases, nil
 }
 
+// leaseColumns are the columns scanLease reads.
+const leaseColumns = `id, created_at, expires_at, owner_pid, owner_start`
+
+// scanLease reads a lease, without its resources, from a row of
+// leaseColumns.
+func scanLease(row interface{ Scan(...any) error }) (Lease, error) {
+	var (
+		l                Lease
+		created          int64
+		expires, pid, st sql.NullInt64
+	)
+	if err := row.Scan(&l.ID, &created, &expires, &pid, &st); err != nil {
+		return Lease{}, err
+	}
+	l.CreatedAt = time.Unix(0, created)
+	if expires.Valid {
+		l.ExpiresAt = time.Unix(0, expires.Int64)
+	}
+	if pid.Valid {
+		l.Owner = &Owner{PID: int(pid.Int64), Start: uint64(st.Int64)}
+	}
+	return l, nil
+}
+
 // readLeases reads every lease and its resources within tx.
 func readLeases(ctx context.Context, tx *sql.Tx) ([]Lease, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, created_at, expires_at FROM leases ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+leaseColumns+` FROM leases ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -164,17 +233,9 @@ func readLeases(ctx context.Context, tx *sql.Tx) ([]Lease, error) {
 	var leases []Lease
 	index := map[string]int{}
 	for rows.Next() {
-		var (
-			l       Lease
-			created int64
-			expires sql.NullInt64
-		)
-		if err := rows.Scan(&l.ID, &created, &expires); err != nil {
+		l, err := scanLease(rows)
+		if err != nil {
 			return nil, err
-		}
-		l.CreatedAt = time.Unix(0, created)
-		if expires.Valid {
-			l.ExpiresAt = time.Unix(0, expires.Int64)
 		}
 		index[l.ID] = len(leases)
 		leases = append(leases, l)

@@ -33,6 +33,14 @@ var migrations = [][]string{
 			PRIMARY KEY (lease_id, kind, key)
 		) STRICT`,
 	},
+	// 2: the process owning a lease (see WithOwner), NULL for none:
+	// its pid and its start time in clock ticks after boot (field 22 of
+	// /proc/<pid>/stat), which tells it from a later process given the
+	// same pid.
+	{
+		`ALTER TABLE leases ADD COLUMN owner_pid INTEGER`,
+		`ALTER TABLE leases ADD COLUMN owner_start INTEGER`,
+	},
 }
 
 // SchemaVersion is the schema version this berth writes.

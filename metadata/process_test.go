@@ -18,6 +18,9 @@ import (
 const (
 	envDB     = "BERTH_METADATA_TEST_DB"
 	envPrefix = "BERTH_METADATA_TEST_PREFIX"
+	// envStore is the root of the content store and the native
+	// snapshotter of the "owned-lease" helper.
+	envStore = "BERTH_METADATA_TEST_STORE"
 )
 
 // helperImages is how many images each "writer" helper writes.
@@ -110,6 +113,8 @@ func runHelper(mode string) error {
 				return err
 			}
 		}
+	case "owned-lease":
+		return ownedLeaseHelper(ctx, path, os.Getenv(envStore), prefix)
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
 }
