@@ -34,10 +34,13 @@ func checkCmd(o *options) *cobra.Command {
 		Short: "Check the image store's blobs, images, snapshots and leases",
 		Long: `Check verifies every blob against its digest, reads every image, checks
 that the snapshots images need exist, and finds what dead processes left
-(leases, unfinished writes, unpacks). It prints one problem per line and
-exits non-zero if there are any. With --repair it deletes corrupt blobs
-and the images that can no longer be read, collects garbage, and exits
-non-zero only if problems remain.`,
+(leases, unfinished writes, unpacks). It prints one problem per line.
+Damage (a corrupt blob, an image that cannot be read, a dangling
+reference, a missing layer) makes it exit non-zero; garbage (what a
+killed or crashed berth left, what nothing references) is listed but
+breaks nothing. With --repair it deletes corrupt blobs and the images that
+can no longer be read, collects garbage, and exits non-zero only if
+damage remains.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := o.open()
@@ -56,9 +59,12 @@ non-zero only if problems remain.`,
 			if repair && rep.Reclaimed > 0 {
 				fmt.Fprintln(out, "Total reclaimed space:", dockerSize(rep.Reclaimed))
 			}
+			if g := rep.Garbage(); len(g) > 0 && !repair {
+				fmt.Fprintf(out, "%d objects are garbage: berth system check --repair removes them\n", len(g))
+			}
 			switch n := len(rep.Remaining()); {
 			case n > 0 && repair:
-				return fmt.Errorf("%d of %d problems remain", n, len(rep.Problems))
+				return fmt.Errorf("%d problems remain after the repair", n)
 			case n > 0:
 				return fmt.Errorf("%d problems found", n)
 			}

@@ -257,6 +257,18 @@ const (
 	ProblemUnreferencedSnapshot ProblemKind = "unreferenced-snapshot"
 )
 
+// Garbage reports whether the kind is garbage (what a crashed or killed
+// process, or a removal, left for garbage collection to remove) rather
+// than damage: garbage takes space but breaks nothing, and a store that
+// holds only garbage is sound.
+func (k ProblemKind) Garbage() bool {
+	switch k {
+	case ProblemDeadLease, ProblemAbandonedIngest, ProblemAbandonedSnapshot, ProblemUnreferencedBlob, ProblemUnreferencedSnapshot:
+		return true
+	}
+	return false
+}
+
 // Problem is one thing wrong in the store.
 type Problem struct {
 	Kind ProblemKind
@@ -291,11 +303,23 @@ type CheckReport struct {
 	Reclaimed int64
 }
 
-// Remaining returns the problems not repaired.
+// Remaining returns the damage not repaired: the problems that are not
+// garbage.
 func (r CheckReport) Remaining() []Problem {
 	var left []Problem
 	for _, p := range r.Problems {
-		if !p.Repaired {
+		if !p.Repaired && !p.Kind.Garbage() {
+			left = append(left, p)
+		}
+	}
+	return left
+}
+
+// Garbage returns the garbage found and not collected.
+func (r CheckReport) Garbage() []Problem {
+	var left []Problem
+	for _, p := range r.Problems {
+		if !p.Repaired && p.Kind.Garbage() {
 			left = append(left, p)
 		}
 	}

@@ -23,20 +23,9 @@ import (
 	"github.com/berth-project/berth/snapshot"
 )
 
-// killedLoadEnv makes the test binary run killedLoadHelper on the store
-// root it names instead of the tests. It is handled in init, before the
-// package's TestMain.
+// killedLoadEnv makes the test binary (TestMain) run killedLoadHelper on
+// the store root it names instead of the tests.
 const killedLoadEnv = "BERTH_ENGINE_TEST_KILLED_LOAD"
-
-func init() {
-	if root := os.Getenv(killedLoadEnv); root != "" {
-		if err := killedLoadHelper(root); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
 
 // killedLoadHelper starts a load as engine.Import does, under a lease this
 // process owns: a committed blob, a half-written ingest and an extract
@@ -306,6 +295,11 @@ func TestCheckKilledLoad(t *testing.T) {
 		rep := check(t, s, false)
 		if got := problemKeys(rep); !slices.Equal(got, want) {
 			t.Fatalf("check after the kill:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		// What a killed load leaves is garbage, not damage: the store is
+		// sound.
+		if left := rep.Remaining(); len(left) != 0 || len(rep.Garbage()) != len(want) {
+			t.Errorf("after the kill: damage %v, garbage %v; want only garbage", left, rep.Garbage())
 		}
 		if p, _ := findProblem(rep, ProblemDeadLease, "load-killed"); !strings.Contains(p.Detail, fmt.Sprintf("process %d is gone", cmd.Process.Pid)) {
 			t.Errorf("dead lease detail %q", p.Detail)

@@ -101,7 +101,9 @@ func (s *Store) newLease(ctx context.Context, op string) (string, error) {
 		return "", err
 	}
 	id := op + "-" + hex.EncodeToString(b[:])
-	if err := s.db.CreateLease(ctx, id, leaseTTL); err != nil {
+	// The lease dies with this process: garbage collection frees what a
+	// killed berth was writing at once, not after leaseTTL.
+	if err := s.db.CreateLease(ctx, id, leaseTTL, metadata.WithOwner()); err != nil {
 		return "", fmt.Errorf("create lease: %w", err)
 	}
 	return id, nil

@@ -26,6 +26,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if root := os.Getenv(killedLoadEnv); root != "" {
+		if err := killedLoadHelper(root); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if root := os.Getenv(helperRootEnv); root != "" {
 		if os.Getenv(helperLoadEnv) != "" {
 			os.Exit(loadHelper(root, os.Getenv(helperLoadEnv), os.Getenv(helperRefEnv)))

@@ -135,6 +135,13 @@ func TestLoadKilled(t *testing.T) {
 
 		s := openStore(t, root)
 		checkStoreSound(t, s)
+		rep, err := s.Check(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := rep.Remaining(); len(left) != 0 {
+			t.Errorf("%+v: system check after the kill: %v", p, left)
+		}
 		// The rerun succeeds and gives the right tree.
 		imgs := load(t, s, archive, LoadOptions{})
 		checkLoadedTree(t, s, images, imgs[0])
@@ -142,6 +149,15 @@ func TestLoadKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
+	}
+	// Every killed load's lease died with it: the garbage collections of
+	// the removals above took all they left.
+	s := openStore(t, root)
+	if state := storeState(t, s); state != "" {
+		t.Errorf("after the loads were removed, the store holds:\n%s", state)
+	}
+	if rep, err := s.Check(ctx, false); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("system check: %v, %v", rep.Problems, err)
 	}
 }
 

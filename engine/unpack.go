@@ -20,11 +20,6 @@ import (
 	"github.com/berth-project/berth/snapshot"
 )
 
-// leaseLabel labels the snapshots an unpack prepares with the id of the
-// lease that owns them, so that garbage collection can tell an abandoned
-// unpack from a container's root.
-const leaseLabel = "berth.io/lease"
-
 // diffSizeLabel labels a committed layer snapshot with the size in bytes
 // of its uncompressed layer tar, which save needs before it writes it.
 const diffSizeLabel = "berth.io/diff-size"
@@ -93,7 +88,7 @@ func (u *unpacker) key(i int) string {
 
 func (u *unpacker) prepare(i int, parent string) ([]rspec.Mount, error) {
 	key := u.key(i)
-	mounts, err := u.s.sn.Prepare(key, parent, snapshot.WithLabels(map[string]string{leaseLabel: u.lease}))
+	mounts, err := u.s.sn.Prepare(key, parent, snapshot.WithLabels(map[string]string{metadata.LeaseLabel: u.lease}))
 	if err != nil {
 		return nil, fmt.Errorf("unpack layer %s: %w", u.layers[i].Digest, err)
 	}
