@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,65 +153,68 @@ func (u *unpacker) onParent(i int) error {
 }
 
 // parallel unpacks layers first.. each into a snapshot without parent, at
-// most GOMAXPROCS at once, then commits them bottom first, each on the one
+// most GOMAXPROCS at once (largest first, to balance the workers), syncs
+// them to disk together, then commits them bottom first, each on the one
 // below. A layer that hardlinks to a file of a lower layer cannot be
 // unpacked alone; it is unpacked again on its parent once that is
 // committed.
 func (u *unpacker) parallel(first int) error {
-	n := len(u.layers) - first
-	errs := make([]error, n)
-	done := make([]chan struct{}, n)
-	for j := range done {
-		done[j] = make(chan struct{})
+	order := make([]int, 0, len(u.layers)-first)
+	for i := first; i < len(u.layers); i++ {
+		order = append(order, i)
 	}
+	sort.SliceStable(order, func(a, b int) bool { return u.layers[order[a]].Size > u.layers[order[b]].Size })
+	errs := make([]error, len(u.layers))
 	ctx, cancel := context.WithCancel(u.ctx)
 	defer cancel()
-	jobs := make(chan int)
+	jobs := make(chan int, len(order))
+	for _, i := range order {
+		jobs <- i
+	}
+	close(jobs)
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), n)
-	for range workers {
+	for range min(runtime.GOMAXPROCS(0), len(order)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				errs[j] = u.alone(ctx, first+j)
-				close(done[j])
+			for i := range jobs {
+				err := u.alone(ctx, i)
+				if err != nil && !errors.Is(err, archive.ErrLinkToLower) {
+					cancel() // one layer failed: the image fails
+				}
+				errs[i] = err
 			}
 		}()
 	}
-	go func() {
-		defer close(jobs)
-		for j := 0; j < n; j++ {
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				for ; j < n; j++ {
-					errs[j] = ctx.Err()
-					close(done[j])
-				}
-				return
-			}
-		}
-	}()
-	defer wg.Wait()
-	// Commit in order as layers finish, so that a failure stops the rest.
-	for j := 0; j < n; j++ {
-		<-done[j]
-		i := first + j
-		err := errs[j]
-		if errors.Is(err, archive.ErrLinkToLower) {
-			u.s.sn.Remove(u.key(i))
-			err = u.onParent(i)
-			if err == nil {
-				continue
-			}
-		}
-		if err != nil {
-			cancel()
+	wg.Wait()
+	// The first real failure, in layer order; a cancellation is only the
+	// consequence of one (or of the caller's).
+	var canceled error
+	for i := first; i < len(u.layers); i++ {
+		switch err := errs[i]; {
+		case err == nil, errors.Is(err, archive.ErrLinkToLower):
+		case errors.Is(err, context.Canceled) && u.ctx.Err() == nil:
+			canceled = err
+		default:
 			return err
 		}
+	}
+	if canceled != nil {
+		return canceled
+	}
+	// One syncfs(2) for all the layers, before any is committed.
+	if err := syncDir(u.s.root); err != nil {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	for i := first; i < len(u.layers); i++ {
+		if errors.Is(errs[i], archive.ErrLinkToLower) {
+			u.s.sn.Remove(u.key(i))
+			if err := u.onParent(i); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := u.commit(i, true); err != nil {
-			cancel()
 			return err
 		}
 	}
@@ -230,15 +234,16 @@ func (u *unpacker) alone(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", u.layers[i].Digest, err)
 	}
-	return u.applyCtx(ctx, i, dir, archive.ApplyOptions{Overlay: true})
+	return u.applyCtx(ctx, i, dir, archive.ApplyOptions{Overlay: true}, false)
 }
 
 func (u *unpacker) apply(i int, dir string, opts archive.ApplyOptions) error {
-	return u.applyCtx(u.ctx, i, dir, opts)
+	return u.applyCtx(u.ctx, i, dir, opts, true)
 }
 
-// applyCtx applies layer i's blob to dir and checks its diff ID.
-func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive.ApplyOptions) error {
+// applyCtx applies layer i's blob to dir and checks its diff ID; with
+// sync, it then syncs dir's file system to disk.
+func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive.ApplyOptions, sync bool) error {
 	layer := u.layers[i]
 	ra, err := u.s.cs.ReaderAt(layer.Digest)
 	if err != nil {
@@ -258,8 +263,10 @@ func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive
 	if got != u.diffIDs[i] {
 		return fmt.Errorf("unpack layer %s: its content has diff ID %s, the image config says %s", layer.Digest, got, u.diffIDs[i])
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
+	if sync {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
+		}
 	}
 	u.mu.Lock()
 	u.sizes[i] = counted.n
