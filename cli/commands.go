@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"text/template"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,8 +72,12 @@ func imagesCmd(o *options, use string) *cobra.Command {
 		Short: "List images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var tmpl *template.Template
 			if format != "" && format != "json" && format != "table" {
-				return fmt.Errorf("--format: unsupported format %q (json or table)", format)
+				var err error
+				if tmpl, err = parseFormat(format); err != nil {
+					return err
+				}
 			}
 			s, err := o.open()
 			if err != nil {
@@ -95,14 +101,12 @@ func imagesCmd(o *options, use string) *cobra.Command {
 			case format == "json":
 				enc := json.NewEncoder(out)
 				for _, img := range imgs {
-					if err := enc.Encode(imageJSON{
-						Repository: img.Repository, Tag: img.Tag, ID: shortID(img),
-						Digest: img.Target.Digest.String(), CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"),
-						CreatedSince: since(img.Created), Size: humanSize(img.Size),
-					}); err != nil {
+					if err := enc.Encode(imageRow(img)); err != nil {
 						return err
 					}
 				}
+			case tmpl != nil:
+				return writeTemplate(out, tmpl, strings.HasPrefix(format, "table "), imageHeaders, imgs, func(img engine.Image) any { return imageRow(img) })
 			default:
 				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 				if digests {
@@ -125,8 +129,24 @@ func imagesCmd(o *options, use string) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
 	f.BoolVar(&digests, "digests", false, "show digests")
-	f.StringVar(&format, "format", "", "output format: table (default) or json (one object per line)")
+	f.StringVar(&format, "format", "", "output format: table (default), json (one object per line), or a Go template (\"table \" first for aligned columns with headers)")
 	return cmd
+}
+
+// imageRow is img as "images --format" shows it.
+func imageRow(img engine.Image) imageJSON {
+	return imageJSON{
+		Repository: img.Repository, Tag: img.Tag, ID: shortID(img),
+		Digest: img.Target.Digest.String(), CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"),
+		CreatedSince: since(img.Created), Size: humanSize(img.Size),
+	}
+}
+
+// imageHeaders are the column titles of "images --format 'table …'", as
+// docker names them.
+var imageHeaders = imageJSON{
+	Repository: "REPOSITORY", Tag: "TAG", ID: "IMAGE ID", Digest: "DIGEST",
+	CreatedAt: "CREATED AT", CreatedSince: "CREATED", Size: "SIZE",
 }
 
 func shortID(img engine.Image) string {

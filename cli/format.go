@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"text/template"
+	"io"
 	"math"
+	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -52,4 +57,60 @@ func since(t time.Time) string {
 		return "N/A"
 	}
 	return humanDuration(time.Since(t)) + " ago"
+}
+
+// templateFuncs are the functions --format templates may call, as in
+// docker's.
+var templateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"upper": strings.ToUpper,
+	"lower": strings.ToLower,
+	"join":  strings.Join,
+	"split": strings.Split,
+	"truncate": func(s string, n int) string {
+		if n >= 0 && len(s) > n {
+			return s[:n]
+		}
+		return s
+	},
+}
+
+// parseFormat parses a --format Go template. As docker does, a leading
+// "table " asks for aligned columns with a header row, and the two
+// characters \t stand for a tab.
+func parseFormat(format string) (*template.Template, error) {
+	text := strings.ReplaceAll(strings.TrimPrefix(format, "table "), `\t`, "\t")
+	t, err := template.New("format").Funcs(templateFuncs).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	return t, nil
+}
+
+// writeTemplate writes one line per item, executing t on row(item); with
+// table, the columns are aligned and headed by t executed on headers.
+func writeTemplate[T any](w io.Writer, t *template.Template, table bool, headers any, items []T, row func(T) any) error {
+	out := w
+	var tw *tabwriter.Writer
+	if table {
+		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		out = tw
+		if err := t.Execute(out, headers); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fmt.Fprintln(out)
+	}
+	for _, item := range items {
+		if err := t.Execute(out, row(item)); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fmt.Fprintln(out)
+	}
+	if tw != nil {
+		return tw.Flush()
+	}
+	return nil
 }

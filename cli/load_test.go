@@ -64,3 +64,26 @@ func TestLoadSaveCommands(t *testing.T) {
 		t.Errorf("system check after the loads printed %q", got)
 	}
 }
+
+func TestImagesFormatTemplate(t *testing.T) {
+	images := testimage.Build(t, "busybox")
+	root := t.TempDir()
+	mustRun(t, "--root", root, "load", "-i", filepath.Join(images, "busybox"), "example.com/bb:1")
+	if got := mustRun(t, "--root", root, "images", "--format", "{{.Repository}}:{{.Tag}} {{upper .Size}}"); !strings.HasPrefix(got, "example.com/bb:1 2.") || !strings.HasSuffix(got, "MB\n") {
+		t.Errorf("template output %q", got)
+	}
+	got := mustRun(t, "--root", root, "images", "--format", `table {{.Repository}}\t{{.ID}}`)
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "REPOSITORY ") || !strings.HasSuffix(lines[0], "IMAGE ID") || !strings.HasPrefix(lines[1], "example.com/bb ") {
+		t.Errorf("table template output:\n%s", got)
+	}
+	if got := mustRun(t, "--root", root, "images", "--format", "{{json .Tag}}"); got != "\"1\"\n" {
+		t.Errorf("json func: %q", got)
+	}
+	if _, err := run(t, nil, "--root", root, "images", "--format", "{{.Nope}}"); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := run(t, nil, "--root", root, "images", "--format", "{{.Repository"); err == nil || !strings.Contains(err.Error(), "--format") {
+		t.Errorf("bad template: %v", err)
+	}
+}
