@@ -3,11 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"text/template"
 	"io"
 	"math"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 )
 
