@@ -57,6 +57,7 @@ step "runtime-tools conformance" runtime_tools
 if [ -x tests/interop/run.sh ]; then
   step "interop (containerd, podman)" bash tests/interop/run.sh
 fi
+step "interop (images: skopeo, podman, umoci)" bash tests/interop/images.sh
 
 vm_tests() {
   local d rc
