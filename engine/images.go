@@ -195,7 +195,31 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.PutImage(ctx, metadata.Image{Name: name, Target: img.Target})
+	return s.putName(ctx, name, img.Target, img.ID)
+}
+
+// putName records name (normalized) for the image id whose manifest is
+// target. As in docker, an image with a name is not also listed by its ID:
+// its record by ID (the "<none>" row) is deleted. An empty name records the
+// image by ID, unless it has a name already.
+func (s *Store) putName(ctx context.Context, name string, target ocispec.Descriptor, id digest.Digest) error {
+	if name == "" {
+		names, err := s.Names(ctx, id)
+		if err != nil || len(names) > 0 {
+			return err
+		}
+		name = id.String()
+	}
+	if err := s.db.PutImage(ctx, metadata.Image{Name: name, Target: target}); err != nil {
+		return fmt.Errorf("record image %s: %w", name, err)
+	}
+	if name == id.String() {
+		return nil
+	}
+	if err := s.db.DeleteImage(ctx, id.String()); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return fmt.Errorf("record image %s: %w", name, err)
+	}
+	return nil
 }
 
 // RemoveResult reports what Remove did.

@@ -84,11 +84,8 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes []s
 	if err := s.unpackLayers(ctx, lease, []ocispec.Descriptor{layer}, []digest.Digest{diffID}); err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	if name == "" {
-		name = configDesc.Digest.String()
-	}
-	if err := s.db.PutImage(ctx, metadata.Image{Name: name, Target: mfDesc}); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("record image %s: %w", name, err)
+	if err := s.putName(ctx, name, mfDesc, configDesc.Digest); err != nil {
+		return ocispec.Descriptor{}, err
 	}
 	return configDesc, nil
 }

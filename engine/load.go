@@ -158,11 +158,11 @@ func (l *loader) record(imgs []Loaded, extra string) ([]Loaded, error) {
 	for _, img := range imgs {
 		names := img.Names
 		if len(names) == 0 {
-			names = []string{img.ID.String()}
+			names = []string{""} // by ID, unless it has a name
 		}
 		for _, name := range names {
-			if err := l.s.db.PutImage(l.ctx, metadata.Image{Name: name, Target: img.Target}); err != nil {
-				return nil, fmt.Errorf("record image %s: %w", name, err)
+			if err := l.s.putName(l.ctx, name, img.Target, img.ID); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -170,8 +170,8 @@ func (l *loader) record(imgs []Loaded, extra string) ([]Loaded, error) {
 }
 
 // loadDocker loads the images of a docker-save archive: for each entry of
-// manifest.json, its config and layer files become blobs and a Docker
-// schema2 manifest is made for them.
+// manifest.json, its config and layer files become blobs and an OCI
+// manifest is made for them.
 func (l *loader) loadDocker(sp *spool, m image.DockerArchiveManifest) ([]Loaded, error) {
 	var out []Loaded
 	for i, e := range m {
@@ -216,10 +216,12 @@ func (l *loader) loadDockerEntry(sp *spool, e image.DockerArchiveEntry) (Loaded,
 	if err != nil {
 		return img, fmt.Errorf("config %s: %w", e.Config, err)
 	}
-	configDesc.MediaType = image.MediaTypeDockerConfig
+	// The manifest berth makes for a docker archive's image is an OCI
+	// one, so that an OCI save of it is readable by OCI-only tools.
+	configDesc.MediaType = ocispec.MediaTypeImageConfig
 	mf := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: image.MediaTypeDockerManifest,
+		MediaType: ocispec.MediaTypeImageManifest,
 		Config:    configDesc,
 	}
 	for _, name := range e.Layers {
@@ -247,7 +249,7 @@ func (l *loader) loadDockerEntry(sp *spool, e image.DockerArchiveEntry) (Loaded,
 	return img, nil
 }
 
-// layerMediaType names the Docker media type of the layer blob d from its
+// layerMediaType names the OCI media type of the layer blob d from its
 // first bytes: gzip, zstd or a plain tar.
 func (l *loader) layerMediaType(d digest.Digest) (string, error) {
 	ra, err := l.s.cs.ReaderAt(d)
@@ -260,11 +262,11 @@ func (l *loader) layerMediaType(d digest.Digest) (string, error) {
 	magic = magic[:n]
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return image.MediaTypeDockerLayerGzip, nil
+		return ocispec.MediaTypeImageLayerGzip, nil
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return image.MediaTypeDockerLayerZstd, nil
+		return ocispec.MediaTypeImageLayerZstd, nil
 	}
-	return image.MediaTypeDockerLayer, nil
+	return ocispec.MediaTypeImageLayer, nil
 }
 
 // spoolIndex returns the index.json of an OCI archive, after checking its

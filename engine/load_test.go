@@ -375,3 +375,51 @@ func TestLoadBadArchives(t *testing.T) {
 	imgs := load(t, s, whole, LoadOptions{})
 	checkLoadedTree(t, s, images, imgs[0])
 }
+
+// An image that gets a name is no longer listed by its ID, as in docker;
+// loading it again without a name adds no "<none>" row; removing its last
+// name deletes it.
+func TestNamedImageDropsIDRecord(t *testing.T) {
+	images := testimage.Build(t, "busybox")
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	layout := filepath.Join(images, "busybox")
+	imgs, err := s.LoadLayout(ctx, layout, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := imgs[0].ID
+	names := func() []string {
+		recs, err := s.DB().ListImages(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 1 || got[0] != id.String() {
+		t.Fatalf("after an unnamed load: records %v, want the ID only", got)
+	}
+	if err := s.Tag(ctx, id.Encoded()[:12], "x/y:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); strings.Join(got, ",") != "docker.io/x/y:1" {
+		t.Errorf("after tag: records %v, want the name only", got)
+	}
+	if _, err := s.LoadLayout(ctx, layout, LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); strings.Join(got, ",") != "docker.io/x/y:1" {
+		t.Errorf("after an unnamed load of a named image: records %v", got)
+	}
+	res, err := s.Remove(ctx, "x/y:1", false)
+	if err != nil || len(res.Deleted) != 1 {
+		t.Fatalf("Remove = %+v, %v", res, err)
+	}
+	if state := storeState(t, s); state != "" {
+		t.Errorf("after its last name was removed the image is still stored:\n%s", state)
+	}
+}
