@@ -37,18 +37,9 @@ fi
 
 # ---------------------------------------------------------------- setup
 
-apt_updated=
-# need_pkg DEBIAN-PACKAGE: installs it unless it is installed.
-need_pkg() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' && return 0
-	echo "images: installing $1"
-	if [ -z "$apt_updated" ]; then
-		apt-get update -qq >/dev/null || { echo "images: apt-get update failed" >&2; return 1; }
-		apt_updated=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
-		{ echo "images: apt-get install $1 failed" >&2; return 1; }
-}
+lib_name=images
+# shellcheck source=../../scripts/lib.sh
+. "$repo/scripts/lib.sh"
 
 passed=0
 failed=0
@@ -59,14 +50,6 @@ pass() { passed=$((passed + 1)); echo "PASS  $1"; }
 fail() { # fail NAME MESSAGE
 	failed=$((failed + 1))
 	echo "FAIL  $1: $2"
-}
-
-# unmount_under DIR: lazily unmounts every mount point at or below DIR,
-# deepest first.
-unmount_under() {
-	local m
-	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 }
 
 finish() {
@@ -273,31 +256,7 @@ var_lib_containers_cache_existed=
 # data/keep), which podman 4.3's overlay driver cannot apply ("processing
 # tar file(no such file or directory)"), also from the image's own
 # layout; vfs applies each layer over a copy of the one below.
-mkdir -p "$pm_dir/tmp" "$pm_dir/networks"
-cat >"$pm_dir/containers.conf" <<EOF
-[containers]
-# within this machine's hard nofile limit (rootful podman asks for 1048576)
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pm_dir/tmp/events.log"
-tmp_dir = "$pm_dir/tmp"
-volume_path = "$pm_dir/volumes"
-lock_type = "file"
-
-[network]
-network_config_dir = "$pm_dir/networks"
-EOF
-cat >"$pm_dir/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$pm_dir/root"
-runroot = "$pm_dir/runroot"
-EOF
+podman_conf "$pm_dir" vfs
 printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --root %s --runroot %s --tmpdir %s --storage-driver vfs --cgroup-manager cgroupfs --events-backend file "$@"\n' \
 	"$pm_dir/containers.conf" "$pm_dir/storage.conf" "$pm_dir/root" "$pm_dir/runroot" "$pm_dir/tmp" >"$tmp/bin/podman-images"
 chmod 755 "$tmp/bin/podman-images"

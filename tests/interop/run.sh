@@ -38,25 +38,9 @@ fi
 
 # ---------------------------------------------------------------- setup
 
-apt_updated=
-need() { # need CMD DEBIAN-PACKAGE: installs the package unless CMD is there
-	command -v "$1" >/dev/null 2>&1 && return 0
-	install_pkg "$2"
-}
-# need_pkg DEBIAN-PACKAGE: installs it unless it is installed.
-need_pkg() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' && return 0
-	install_pkg "$1"
-}
-install_pkg() {
-	echo "interop: installing $1"
-	if [ -z "$apt_updated" ]; then
-		apt-get update -qq >/dev/null || { echo "interop: apt-get update failed" >&2; return 1; }
-		apt_updated=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
-		{ echo "interop: apt-get install $1 failed" >&2; return 1; }
-}
+lib_name=interop
+# shellcheck source=../../scripts/lib.sh
+. "$repo/scripts/lib.sh"
 
 passed=0
 failed=0
@@ -91,14 +75,6 @@ on_exit() {
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
-
-# unmount_under DIR: lazily unmounts every mount point at or below DIR,
-# deepest first.
-unmount_under() {
-	local m
-	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-}
 
 # kill_matching STRING: kills (by pid) the processes whose command line
 # contains STRING (always a path inside our temp dir).
@@ -431,40 +407,14 @@ part_podman() {
 	need podman podman || { fail "podman: install" "apt-get install podman failed"; return; }
 	echo "== podman $(podman --version | awk '{print $3}') with $berth_runc"
 	diag=pm_diag
-	mkdir -p "$pm_dir/tmp" "$pm_dir/networks"
 	# berth-runc's state goes to a private --root (conmon passes none, so
-	# it would be berth's default /run/berth).
-	# The rlimits stay within this machine's hard limits: rootful podman
-	# otherwise asks for nofile and nproc 1048576, which needs
-	# CAP_SYS_RESOURCE (runc fails the same way).
-	cat >"$pm_dir/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pm_dir/tmp/events.log"
-tmp_dir = "$pm_dir/tmp"
-volume_path = "$pm_dir/volumes"
-lock_type = "file"
-# podman passes --log and --log-format json only to runtimes it knows.
-runtime_supports_json = ["berth-runc", "runc", "crun"]
-runtime_supports_nocgroups = ["berth-runc", "crun"]
-
-[network]
-network_config_dir = "$pm_dir/networks"
-EOF
+	# it would be berth's default /run/berth); podman passes --log and
+	# --log-format json only to runtimes it knows.
+	podman_conf "$pm_dir" overlay 'log_driver = "k8s-file"' \
+		'runtime_supports_json = ["berth-runc", "runc", "crun"]
+runtime_supports_nocgroups = ["berth-runc", "crun"]'
 	export CONTAINERS_CONF=$pm_dir/containers.conf
 	export CONTAINERS_STORAGE_CONF=$pm_dir/storage.conf
-	cat >"$CONTAINERS_STORAGE_CONF" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$pm_dir/root"
-runroot = "$pm_dir/runroot"
-EOF
 	cleanups+=(pm_cleanup)
 
 	expect "podman: load busybox (OCI archive)" "Loaded image" \
