@@ -42,16 +42,9 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-apt_updated=
-need_pkg() { # need_pkg DEBIAN-PACKAGE: installs it unless installed
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' && return 0
-	echo "bench: installing $1"
-	if [ -z "$apt_updated" ]; then
-		apt-get update -qq >/dev/null
-		apt_updated=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-}
+lib_name=bench
+# shellcheck source=../scripts/lib.sh
+. "$repo/scripts/lib.sh"
 need_pkg hyperfine
 need_pkg podman
 need_pkg skopeo
@@ -65,12 +58,6 @@ var_lib_containers_existed=
 [ -d /var/lib/containers ] && var_lib_containers_existed=1
 var_lib_containers_cache_existed=
 [ -d /var/lib/containers/cache ] && var_lib_containers_cache_existed=1
-
-# unmount_under DIR: lazily unmounts every mount point at or below DIR.
-unmount_under() {
-	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m"; done
-}
 
 cleanup() {
 	local rc=$?
@@ -131,30 +118,7 @@ read -r image_id raw_bytes n_layers n_diffids <"$tmp/facts"
 [ "$n_layers" = "$n_diffids" ] || { echo "bench: the layout has $n_layers layers, its config $n_diffids" >&2; exit 1; }
 
 # podman on our storage (overlay) and config.
-mkdir -p "$pm_dir/tmp" "$pm_dir/networks"
-cat >"$pm_dir/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pm_dir/tmp/events.log"
-tmp_dir = "$pm_dir/tmp"
-volume_path = "$pm_dir/volumes"
-lock_type = "file"
-
-[network]
-network_config_dir = "$pm_dir/networks"
-EOF
-cat >"$pm_dir/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$pm_dir/root"
-runroot = "$pm_dir/runroot"
-EOF
+podman_conf "$pm_dir" overlay
 printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --root %s --runroot %s --tmpdir %s --storage-driver overlay --cgroup-manager cgroupfs --events-backend file "$@"\n' \
 	"$pm_dir/containers.conf" "$pm_dir/storage.conf" "$pm_dir/root" "$pm_dir/runroot" "$pm_dir/tmp" >"$tmp/bin/podman-bench"
 chmod 755 "$tmp/bin/podman-bench"

@@ -29,16 +29,9 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-apt_updated=
-need_pkg() { # need_pkg DEBIAN-PACKAGE: installs it unless installed
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' && return 0
-	echo "bench: installing $1"
-	if [ -z "$apt_updated" ]; then
-		apt-get update -qq >/dev/null
-		apt_updated=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-}
+lib_name=bench
+# shellcheck source=../scripts/lib.sh
+. "$repo/scripts/lib.sh"
 need_pkg runc
 need_pkg hyperfine
 need_pkg busybox-static
