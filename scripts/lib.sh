@@ -37,6 +37,46 @@ unmount_under() {
 		sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 }
 
+# lib_cases: sets up a script of test cases. pass NAME and fail NAME
+# MESSAGE count them; cleanups+=(FN) registers functions run (last first)
+# on exit, after which everything under $tmp is unmounted and $tmp
+# removed; the last line printed is "$lib_name: N passed, M failed", and
+# the exit status is non-zero if a case failed or the script aborted.
+lib_cases() {
+	passed=0
+	failed=0
+	cleanups=()
+	trap lib_on_exit EXIT
+	trap 'exit 130' INT TERM
+}
+
+pass() { passed=$((passed + 1)); echo "PASS  $1"; }
+fail() { # fail NAME MESSAGE
+	failed=$((failed + 1))
+	echo "FAIL  $1: $2"
+}
+
+lib_finish() {
+	local i
+	for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
+		${cleanups[i]} >/dev/null 2>&1 || true
+	done
+	if [ -n "${tmp:-}" ] && [ -d "$tmp" ]; then
+		unmount_under "$tmp"
+		rm -rf "$tmp"
+	fi
+}
+
+lib_on_exit() {
+	local rc=$?
+	trap - EXIT INT TERM
+	lib_finish
+	[ "$rc" -eq 0 ] && [ "$failed" -gt 0 ] && rc=1
+	[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && fail "$lib_name" "aborted (exit status $rc)"
+	echo "$lib_name: $passed passed, $failed failed"
+	exit "$rc"
+}
+
 # podman_conf DIR DRIVER [CONTAINERS-LINES [ENGINE-LINES]]: writes
 # DIR/containers.conf and DIR/storage.conf for a rootful podman whose
 # storage (DIR/root, DIR/runroot), tmp dir, events log, volumes and network

@@ -42,39 +42,8 @@ lib_name=interop
 # shellcheck source=../../scripts/lib.sh
 . "$repo/scripts/lib.sh"
 
-passed=0
-failed=0
 tmp=
-cleanups=()
-
-pass() { passed=$((passed + 1)); echo "PASS  $1"; }
-fail() { # fail NAME MESSAGE
-	failed=$((failed + 1))
-	echo "FAIL  $1: $2"
-}
-
-finish() {
-	local i
-	for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
-		${cleanups[i]} >/dev/null 2>&1 || true
-	done
-	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
-		unmount_under "$tmp"
-		rm -rf "$tmp"
-	fi
-}
-
-on_exit() {
-	local rc=$?
-	trap - EXIT INT TERM
-	finish
-	[ "$rc" -eq 0 ] && [ "$failed" -gt 0 ] && rc=1
-	[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && fail interop "aborted (exit status $rc)"
-	echo "interop: $passed passed, $failed failed"
-	exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+lib_cases # pass, fail, cleanups+=(FN); $tmp removed and the tally printed on exit
 
 # kill_matching STRING: kills (by pid) the processes whose command line
 # contains STRING (always a path inside our temp dir).
