@@ -306,7 +306,10 @@ func (l *loader) ensureSpooled(sp *spool, desc ocispec.Descriptor) error {
 	name := "blobs/" + desc.Digest.Algorithm().String() + "/" + desc.Digest.Encoded()
 	f, err := sp.lookup(name)
 	if err != nil {
-		return l.ensureInStore(desc, err)
+		if ok, serr := l.inStore(desc); serr != nil || ok {
+			return serr
+		}
+		return fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
 	got, err := l.blob(f)
 	if err != nil {
@@ -318,22 +321,20 @@ func (l *loader) ensureSpooled(sp *spool, desc ocispec.Descriptor) error {
 	return nil
 }
 
-// ensureInStore succeeds if the blob desc is already in the store (under
-// the lease), else returns missing.
-func (l *loader) ensureInStore(desc ocispec.Descriptor, missing error) error {
+// inStore reports whether the blob desc is already in the store, leasing
+// it first (metadata's protocol) so that it stays there.
+func (l *loader) inStore(desc ocispec.Descriptor) (bool, error) {
 	if err := l.s.db.AddLeaseResource(l.ctx, l.lease, metadata.ResourceContent, desc.Digest.String()); err != nil {
-		return err
+		return false, err
 	}
-	if info, err := l.s.cs.Info(desc.Digest); err == nil && info.Size == desc.Size {
-		return nil
-	}
-	return fmt.Errorf("blob %s: %w", desc.Digest, missing)
+	info, err := l.s.cs.Info(desc.Digest)
+	return err == nil && info.Size == desc.Size, nil
 }
 
 // ensureFromLayout commits the blob desc from an OCI layout directory.
 func (l *loader) ensureFromLayout(layout *image.Layout, desc ocispec.Descriptor) error {
-	if err := l.ensureInStore(desc, nil); err == nil {
-		return nil
+	if ok, err := l.inStore(desc); err != nil || ok {
+		return err
 	}
 	rc, size, err := layout.Blob(desc.Digest)
 	if err != nil {

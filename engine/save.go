@@ -245,6 +245,7 @@ func finishLayout(out sink, idx ocispec.Index) error {
 func (s *Store) saveDocker(ctx context.Context, out sink, imgs []savedImage) error {
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
 	var dm image.DockerArchiveManifest
+	sizes := map[digest.Digest]int64{} // uncompressed layers written
 	for _, si := range imgs {
 		what := si.name
 		if what == "" {
@@ -260,7 +261,7 @@ func (s *Store) saveDocker(ctx context.Context, out sink, imgs []savedImage) err
 		diffIDs := si.img.Config.RootFS.DiffIDs
 		chainIDs := image.ChainIDs(diffIDs)
 		for i, layer := range si.mf.Layers {
-			size, err := s.saveLayer(ctx, out, layer, diffIDs[i], chainIDs[i])
+			size, err := s.saveLayer(ctx, out, sizes, layer, diffIDs[i], chainIDs[i])
 			if err != nil {
 				return fmt.Errorf("save %s: layer %d: %w", what, i, err)
 			}
@@ -288,28 +289,18 @@ func (s *Store) saveDocker(ctx context.Context, out sink, imgs []savedImage) err
 	return finishLayout(out, idx)
 }
 
-// saveLayer writes the layer blob uncompressed as blobs/sha256/<diffID>
-// and returns its size. The size comes from the layer's snapshot, recorded
-// at unpack; for a layer never unpacked the blob is decompressed once
-// more to count it. What is written is checked against diffID.
-func (s *Store) saveLayer(ctx context.Context, out sink, layer ocispec.Descriptor, diffID, chainID digest.Digest) (int64, error) {
-	size, known := int64(-1), false
-	if info, err := s.sn.Stat(chainID.String()); err == nil {
-		if n, err := strconv.ParseInt(info.Labels[diffSizeLabel], 10, 64); err == nil && n >= 0 {
-			size, known = n, true
-		}
+// saveLayer writes the layer blob uncompressed as blobs/sha256/<diffID>,
+// unless sizes says it was written already, and returns its size. The size
+// comes from the layer's snapshot, recorded at unpack; for a layer never
+// unpacked the blob is decompressed once more to count it. What is written
+// is checked against diffID.
+func (s *Store) saveLayer(ctx context.Context, out sink, sizes map[digest.Digest]int64, layer ocispec.Descriptor, diffID, chainID digest.Digest) (int64, error) {
+	if n, ok := sizes[diffID]; ok {
+		return n, nil
 	}
-	if out.has(blobName(diffID)) {
-		if !known {
-			return s.countLayer(ctx, layer)
-		}
-		return size, nil
-	}
-	if !known {
-		var err error
-		if size, err = s.countLayer(ctx, layer); err != nil {
-			return 0, err
-		}
+	size, err := s.layerSize(ctx, layer, chainID)
+	if err != nil {
+		return 0, err
 	}
 	ra, err := s.cs.ReaderAt(layer.Digest)
 	if err != nil {
@@ -326,7 +317,19 @@ func (s *Store) saveLayer(ctx context.Context, out sink, layer ocispec.Descripto
 	if err := out.file(blobName(diffID), size, r); err != nil {
 		return 0, fmt.Errorf("layer %s uncompressed: %w", layer.Digest, err)
 	}
+	sizes[diffID] = size
 	return size, nil
+}
+
+// layerSize returns the uncompressed size of a layer: its snapshot's
+// label, else a count.
+func (s *Store) layerSize(ctx context.Context, layer ocispec.Descriptor, chainID digest.Digest) (int64, error) {
+	if info, err := s.sn.Stat(chainID.String()); err == nil {
+		if n, err := strconv.ParseInt(info.Labels[diffSizeLabel], 10, 64); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return s.countLayer(ctx, layer)
 }
 
 // countLayer returns the uncompressed size of a layer blob.
