@@ -311,3 +311,11 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
 		}
 	}
 }
+
+// Written returns a reader of the bytes written so far (those a resumed
+// ingest already held, and any written since), for a caller that must
+// process the whole blob from its start. It is valid until the Writer is
+// committed or closed.
+func (w *Writer) Written() io.Reader {
+	return io.NewSectionReader(w.data, 0, w.offset)
+}

@@ -16,6 +16,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/archive"
+	"github.com/berth-project/berth/content"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/metadata"
 	"github.com/berth-project/berth/snapshot"
@@ -36,6 +37,25 @@ const diffSizeLabel = "berth.io/diff-size"
 // On error no snapshot of this call is left behind (committed layers below
 // the failing one stay: they are complete and the lease protects them).
 func (s *Store) unpackLayers(ctx context.Context, lease string, layers []ocispec.Descriptor, diffIDs []digest.Digest) error {
+	return s.unpackLayersWith(ctx, lease, layers, diffIDs, unpackOptions{})
+}
+
+// unpackOptions let a pull stream layers from the network into the
+// unpacker.
+type unpackOptions struct {
+	// open returns layer i's (compressed) blob from its start; nil reads
+	// the content store. The unpacker reads the stream to its end once
+	// the layer is applied: a reader that stores what it reads verifies
+	// and commits the blob there, and fails the read if it is wrong.
+	open func(ctx context.Context, i int) (io.ReadCloser, error)
+	// workers bounds the layers unpacked at once (0: GOMAXPROCS).
+	workers int
+	// done, when set, is called when layer i is unpacked and committed.
+	done func(i int)
+}
+
+// unpackLayersWith is unpackLayers reading layers through opts.
+func (s *Store) unpackLayersWith(ctx context.Context, lease string, layers []ocispec.Descriptor, diffIDs []digest.Digest, opts unpackOptions) error {
 	if len(layers) != len(diffIDs) {
 		return fmt.Errorf("unpack: %d layers but %d diff IDs", len(layers), len(diffIDs))
 	}
@@ -56,7 +76,13 @@ func (s *Store) unpackLayers(ctx context.Context, lease string, layers []ocispec
 	if first == len(layers) {
 		return nil
 	}
-	u := &unpacker{s: s, ctx: ctx, lease: lease, layers: layers, diffIDs: diffIDs, chainIDs: chainIDs, sizes: map[int]int64{}}
+	u := &unpacker{s: s, ctx: ctx, lease: lease, layers: layers, diffIDs: diffIDs, chainIDs: chainIDs, sizes: map[int]int64{}, opts: opts}
+	if u.opts.open == nil {
+		u.opts.open = u.openStored
+	}
+	if u.opts.workers <= 0 {
+		u.opts.workers = runtime.GOMAXPROCS(0)
+	}
 	defer u.cleanup()
 	if snapshot.CanRebase(s.sn) && len(layers)-first > 1 {
 		return u.parallel(first)
@@ -77,6 +103,7 @@ type unpacker struct {
 	layers   []ocispec.Descriptor
 	diffIDs  []digest.Digest
 	chainIDs []digest.Digest
+	opts     unpackOptions
 
 	mu    sync.Mutex
 	keys  []string      // active snapshots prepared, removed by cleanup
@@ -127,6 +154,9 @@ func (u *unpacker) commit(i int, rebase bool) error {
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: commit snapshot %s: %w", u.layers[i].Digest, name, err)
 	}
+	if u.opts.done != nil {
+		u.opts.done(i)
+	}
 	return nil
 }
 
@@ -173,7 +203,7 @@ func (u *unpacker) parallel(first int) error {
 	}
 	close(jobs)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(order)) {
+	for range min(u.opts.workers, len(order)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -245,18 +275,24 @@ func (u *unpacker) apply(i int, dir string, opts archive.ApplyOptions) error {
 // sync, it then syncs dir's file system to disk.
 func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive.ApplyOptions, sync bool) error {
 	layer := u.layers[i]
-	ra, err := u.s.cs.ReaderAt(layer.Digest)
+	rc, err := u.opts.open(ctx, i)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
-	defer ra.Close()
-	dec, err := archive.DecompressStream(io.NewSectionReader(ra, 0, ra.Size()))
+	defer rc.Close()
+	dec, err := archive.DecompressStream(rc)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
 	defer dec.Close()
 	counted := &countReader{r: dec}
 	got, err := archive.Apply(ctx, dir, counted, opts)
+	// Read the blob to its end: a streamed blob is verified and stored
+	// there. A blob that does not match its digest explains a failed
+	// apply better than the apply's own error.
+	if _, derr := io.Copy(io.Discard, rc); derr != nil && (err == nil || errors.Is(derr, content.ErrMismatch)) {
+		return fmt.Errorf("unpack layer %s: %w", layer.Digest, derr)
+	}
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", layer.Digest, err)
 	}
@@ -272,6 +308,18 @@ func (u *unpacker) applyCtx(ctx context.Context, i int, dir string, opts archive
 	u.sizes[i] = counted.n
 	u.mu.Unlock()
 	return nil
+}
+
+// openStored opens layer i's blob in the content store.
+func (u *unpacker) openStored(_ context.Context, i int) (io.ReadCloser, error) {
+	ra, err := u.s.cs.ReaderAt(u.layers[i].Digest)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
 }
 
 // countReader counts the bytes read through it.
