@@ -58,27 +58,33 @@ func (ro *remoteOptions) hostsConfig() (*hosts.Config, error) {
 	return cfg, nil
 }
 
+// endpoints returns where a registry is reached: the registries
+// configuration's answer, made insecure by --tls-verify=false.
+func (ro *remoteOptions) endpoints(cfg *hosts.Config) func(domain, path string, push bool) ([]registry.Endpoint, error) {
+	return func(domain, path string, push bool) ([]registry.Endpoint, error) {
+		eps, err := cfg.Endpoints(domain, path, push)
+		if err != nil || ro.tlsVerify {
+			return eps, err
+		}
+		for i := range eps {
+			eps[i].Insecure = true
+			if eps[i].TLS != nil {
+				eps[i].TLS = eps[i].TLS.Clone()
+			} else {
+				eps[i].TLS = &tls.Config{}
+			}
+			eps[i].TLS.InsecureSkipVerify = true
+		}
+		return eps, nil
+	}
+}
+
 // client returns a registry client configured from the registries
 // configuration, the logins and the flags; retries are reported to sink.
 func (ro *remoteOptions) client(cfg *hosts.Config, sink progress.Sink) *registry.Client {
 	store := ro.credentials()
 	return registry.NewClient(registry.Options{
-		Endpoints: func(domain, path string, push bool) ([]registry.Endpoint, error) {
-			eps, err := cfg.Endpoints(domain, path, push)
-			if err != nil || ro.tlsVerify {
-				return eps, err
-			}
-			for i := range eps {
-				eps[i].Insecure = true
-				if eps[i].TLS != nil {
-					eps[i].TLS = eps[i].TLS.Clone()
-				} else {
-					eps[i].TLS = &tls.Config{}
-				}
-				eps[i].TLS.InsecureSkipVerify = true
-			}
-			return eps, nil
-		},
+		Endpoints: ro.endpoints(cfg),
 		Credentials: func(ctx context.Context, host string) (registry.Credential, error) {
 			return store.Get(ctx, host)
 		},

@@ -153,8 +153,9 @@ func (c *Client) scheme(ep Endpoint) string {
 // request is one registry request, re-buildable for retries.
 type request struct {
 	method string
-	// path is under /v2/<repository>/ ("manifests/latest"); or a full
-	// URL (upload locations) when url is set.
+	// path is under /v2/<repository>/ ("manifests/latest"), or from the
+	// root when it starts with "/" ("/v2/", asking for no scope); url
+	// replaces it with a full URL (upload locations).
 	path  string
 	url   *url.URL
 	query url.Values
@@ -174,7 +175,11 @@ func (r *Repository) url(ep Endpoint, req *request) *url.URL {
 	if req.url != nil {
 		return req.url
 	}
-	u := &url.URL{Scheme: r.c.scheme(ep), Host: ep.Host, Path: "/v2/" + ep.Path + "/" + req.path}
+	path := "/v2/" + ep.Path + "/" + req.path
+	if strings.HasPrefix(req.path, "/") {
+		path = req.path // from the root: "/v2/"
+	}
+	u := &url.URL{Scheme: r.c.scheme(ep), Host: ep.Host, Path: path}
 	if req.query != nil {
 		u.RawQuery = req.query.Encode()
 	}
@@ -187,7 +192,10 @@ func (r *Repository) url(ep Endpoint, req *request) *url.URL {
 func (r *Repository) do(ctx context.Context, ep Endpoint, req *request) (*http.Response, error) {
 	c := r.c
 	hc := c.httpClient(ep)
-	scopes := []string{scope(ep.Path, req.push)}
+	var scopes []string
+	if !strings.HasPrefix(req.path, "/") {
+		scopes = append(scopes, scope(ep.Path, req.push))
+	}
 	if req.from != "" {
 		scopes = append(scopes, scope(req.from, false))
 	}
@@ -357,4 +365,28 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// Domain is the registry the repository's reference names.
+func (r *Repository) Domain() string { return r.domain }
+
+// Ping checks that registry (as a user names it: "docker.io",
+// "localhost:5000") answers the distribution API, logging in with the
+// client's credentials if it asks: the check of "berth login".
+func (c *Client) Ping(ctx context.Context, registry string) error {
+	eps, err := c.opts.Endpoints(registry, "ping", true)
+	if err != nil {
+		return err
+	}
+	r := &Repository{c: c, name: registry, domain: registry, endpoints: eps}
+	ep := r.primary()
+	resp, err := r.do(ctx, ep, &request{method: http.MethodGet, path: "/v2/"})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return newError(resp)
+	}
+	drain(resp)
+	return nil
 }
