@@ -174,11 +174,19 @@ type rootFSJSON struct {
 }
 
 func inspectCmd(o *options) *cobra.Command {
-	return &cobra.Command{
+	var remote remoteInspect
+	cmd := &cobra.Command{
 		Use:   "inspect IMAGE...",
 		Short: "Show an image's details as JSON",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Show the details of images of the store as JSON, or with --remote those of
+images in a registry, read from their manifest and config without pulling
+(--raw: the manifest or index as the registry sent it; --config: the raw
+config).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if remote.on || remote.raw || remote.config {
+				return remote.run(cmd, args)
+			}
 			s, err := o.open()
 			if err != nil {
 				return err
@@ -223,6 +231,8 @@ func inspectCmd(o *options) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
+	remote.addFlags(cmd)
+	return cmd
 }
 
 func tagCmd(o *options) *cobra.Command {
