@@ -174,7 +174,7 @@ func (s *Store) pushBlob(ctx context.Context, repo *registry.Repository, b ocisp
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", b.Digest, err)
+		return err
 	}
 	switch res {
 	case registry.Exists:

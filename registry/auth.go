@@ -83,8 +83,11 @@ func (c *Client) authorize(ctx context.Context, ep Endpoint, req *http.Request, 
 
 // challenge handles a 401: it records the scheme the host asks for and,
 // for bearer, fetches a token for scopes (dropping any cached one, which
-// the registry refused). It fails when there is nothing more to try.
-func (c *Client) challenge(ctx context.Context, ep Endpoint, headers []string, scopes []string) error {
+// the registry refused). It fails when there is nothing more to try: a
+// basic login the registry refused (sentAuth: the request carried it; a
+// request sent before the scheme was known, in parallel with the one that
+// learned it, is simply retried).
+func (c *Client) challenge(ctx context.Context, ep Endpoint, headers []string, scopes []string, sentAuth bool) error {
 	chs := parseChallenges(headers)
 	a := c.hostAuth(ep.Host)
 	a.mu.Lock()
@@ -113,7 +116,7 @@ func (c *Client) challenge(ctx context.Context, ep Endpoint, headers []string, s
 			if a.cred.Username == "" {
 				return fmt.Errorf("%w: registry %s requires authentication and there is no login for it (berth login %s)", ErrUnauthorized, ep.Host, loginName(ep))
 			}
-			if a.scheme == "basic" {
+			if a.scheme == "basic" && sentAuth {
 				return fmt.Errorf("%w: registry %s refused the login of %q", ErrUnauthorized, ep.Host, a.cred.Username)
 			}
 			a.scheme = "basic"

@@ -224,6 +224,7 @@ func (r *Repository) do(ctx context.Context, ep Endpoint, req *request) (*http.R
 			closeBody(hreq)
 			return nil, err
 		}
+		sentAuth := hreq.Header.Get("Authorization") != ""
 		resp, err := hc.Do(hreq)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -248,7 +249,7 @@ func (r *Repository) do(ctx context.Context, ep Endpoint, req *request) (*http.R
 			authTried = true
 			ch := resp.Header.Values("WWW-Authenticate")
 			drain(resp)
-			if err := c.challenge(ctx, ep, ch, scopes); err != nil {
+			if err := c.challenge(ctx, ep, ch, scopes, sentAuth); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", req.method, redact(u.String()), err)
 			}
 			attempt--
