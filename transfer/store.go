@@ -68,6 +68,33 @@ func copyToStore(ctx context.Context, src, dst Ref, opts Options) (ocispec.Descr
 		return ocispec.Descriptor{}, fmt.Errorf("berth:%s: %w", dst.Name, err)
 	}
 	lopts := engine.LoadOptions{Name: name, Platform: opts.Platform}
+	// A load also records the names the layout or archive gives; those
+	// that named nothing before are removed again, so that the copy only
+	// adds dst's name, as skopeo does.
+	before, err := s.Images(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	loaded := func(imgs []engine.Loaded, err error) (ocispec.Descriptor, error) {
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		if len(imgs) != 1 {
+			return ocispec.Descriptor{}, fmt.Errorf("loaded %d images, want 1", len(imgs))
+		}
+		had := map[string]bool{name: true}
+		for _, img := range before {
+			had[img.Name] = true
+		}
+		for _, n := range imgs[0].Names {
+			if !had[n] {
+				if _, err := s.Remove(ctx, n, false); err != nil {
+					return ocispec.Descriptor{}, err
+				}
+			}
+		}
+		return imgs[0].Target, nil
+	}
 	switch src.Transport {
 	case Berth:
 		img, err := s.Get(ctx, src.Name)
@@ -135,16 +162,6 @@ func singleImage(ctx context.Context, src Ref, opts Options) (bool, error) {
 		return err == nil && len(m) == 1, err
 	}
 	return false, nil
-}
-
-func loaded(imgs []engine.Loaded, err error) (ocispec.Descriptor, error) {
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	if len(imgs) != 1 {
-		return ocispec.Descriptor{}, fmt.Errorf("loaded %d images, want 1", len(imgs))
-	}
-	return imgs[0].Target, nil
 }
 
 // pullToStore pulls src into the store and names it name: the pull
