@@ -27,7 +27,7 @@ func AddCommands(root *cobra.Command) {
 		Short: "Manage images",
 		Args:  cobra.NoArgs,
 	}
-	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"), loadCmd(o), saveCmd(o), pullCmd(o), pushCmd(o))
+	image.AddCommand(inspectCmd(o), imagesCmd(o, "ls"), importCmd(o), tagCmd(o), rmiCmd(o, "rm"), loadCmd(o), saveCmd(o), pullCmd(o), pushCmd(o), copyCmd(o))
 	addSystemCommands(root, image, o)
 	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"), loadCmd(o), saveCmd(o), pullCmd(o), pushCmd(o),
 		loginCmd(), logoutCmd())
