@@ -126,6 +126,19 @@ func (c *Client) challenge(ctx context.Context, ep Endpoint, headers []string, s
 	return fmt.Errorf("%w: registry %s asks for an authentication scheme berth does not speak: %s", ErrUnauthorized, ep.Host, strings.Join(headers, ", "))
 }
 
+// refused returns the error of a 401 to a request that carried the basic
+// login of the host, nil when the host does not use basic auth or there
+// is no login (the 401 then speaks for itself).
+func (c *Client) refused(ep Endpoint) error {
+	a := c.hostAuth(ep.Host)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.scheme != "basic" || a.cred.Username == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: registry %s refused the login of %q", ErrUnauthorized, ep.Host, a.cred.Username)
+}
+
 func (c *Client) loadCred(ctx context.Context, ep Endpoint, a *hostAuth) error {
 	if a.credSet || c.opts.Credentials == nil {
 		return nil
