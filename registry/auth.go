@@ -28,11 +28,14 @@ type hostAuth struct {
 }
 
 type token struct {
-	value   string
+	value string
+	// expires is when the token is no longer used: a little before the
+	// registry's expiry.
 	expires time.Time
 }
 
-// tokenSlack is how long before its expiry a token is no longer used.
+// tokenSlack is how long before its expiry a token is no longer used
+// (at most half its lifetime).
 const tokenSlack = 10 * time.Second
 
 func (c *Client) hostAuth(host string) *hostAuth {
@@ -69,7 +72,7 @@ func (c *Client) authorize(ctx context.Context, ep Endpoint, req *http.Request, 
 	case "bearer":
 		key := scopeKey(scopes)
 		t, ok := a.tokens[key]
-		if !ok || time.Now().After(t.expires.Add(-tokenSlack)) {
+		if !ok || time.Now().After(t.expires) {
 			var err error
 			if t, err = c.fetchToken(ctx, ep, a, scopes); err != nil {
 				return err
@@ -225,7 +228,10 @@ func (c *Client) fetchToken(ctx context.Context, ep Endpoint, a *hostAuth, scope
 	if life <= 0 {
 		life = 60 * time.Second
 	}
-	t.expires = time.Now().Add(life)
+	// Stop using it a little before it expires: tokenSlack, or half the
+	// lifetime of a short-lived token, which would otherwise never be
+	// reused.
+	t.expires = time.Now().Add(life - min(tokenSlack, life/2))
 	return t, nil
 }
 
