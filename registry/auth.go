@@ -257,12 +257,19 @@ func parseChallenges(headers []string) []authChallenge {
 			}
 			ch := authChallenge{scheme: strings.ToLower(strings.TrimSuffix(scheme, ",")), params: map[string]string{}}
 			for s != "" {
-				eq := strings.IndexByte(s, '=')
-				if eq <= 0 || strings.ContainsAny(s[:eq], " \t,") {
-					break // the next challenge's scheme
+				// A parameter is a token, then "=" (with optional
+				// white space around it, RFC 7235's BWS); anything
+				// else is the next challenge's scheme.
+				k := strings.IndexAny(s, " \t=,")
+				if k <= 0 {
+					break
 				}
-				key := strings.ToLower(strings.TrimSpace(s[:eq]))
-				s = strings.TrimSpace(s[eq+1:])
+				rest := strings.TrimLeft(s[k:], " \t")
+				if !strings.HasPrefix(rest, "=") {
+					break
+				}
+				key := strings.ToLower(s[:k])
+				s = strings.TrimSpace(rest[1:])
 				var val string
 				if strings.HasPrefix(s, `"`) {
 					var b strings.Builder
