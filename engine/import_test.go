@@ -34,12 +34,17 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if root := os.Getenv(helperRootEnv); root != "" {
+		if name := os.Getenv(helperPullEnv); name != "" {
+			os.Exit(pullHelper(root, name))
+		}
 		if os.Getenv(helperLoadEnv) != "" {
 			os.Exit(loadHelper(root, os.Getenv(helperLoadEnv), os.Getenv(helperRefEnv)))
 		}
 		os.Exit(importHelper(root, os.Getenv(helperLayerEnv), os.Getenv(helperRefEnv)))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removePullTestImages()
+	os.Exit(code)
 }
 
 // importHelper is the re-executed test binary: it imports layer as ref.

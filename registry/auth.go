@@ -28,11 +28,14 @@ type hostAuth struct {
 }
 
 type token struct {
-	value   string
+	value string
+	// expires is when the token is no longer used: a little before the
+	// registry's expiry.
 	expires time.Time
 }
 
-// tokenSlack is how long before its expiry a token is no longer used.
+// tokenSlack is how long before its expiry a token is no longer used
+// (at most half its lifetime).
 const tokenSlack = 10 * time.Second
 
 func (c *Client) hostAuth(host string) *hostAuth {
@@ -69,7 +72,7 @@ func (c *Client) authorize(ctx context.Context, ep Endpoint, req *http.Request, 
 	case "bearer":
 		key := scopeKey(scopes)
 		t, ok := a.tokens[key]
-		if !ok || time.Now().After(t.expires.Add(-tokenSlack)) {
+		if !ok || time.Now().After(t.expires) {
 			var err error
 			if t, err = c.fetchToken(ctx, ep, a, scopes); err != nil {
 				return err
@@ -127,6 +130,19 @@ func (c *Client) challenge(ctx context.Context, ep Endpoint, headers []string, s
 		return fmt.Errorf("%w: registry %s answered 401 without a WWW-Authenticate challenge", ErrUnauthorized, ep.Host)
 	}
 	return fmt.Errorf("%w: registry %s asks for an authentication scheme berth does not speak: %s", ErrUnauthorized, ep.Host, strings.Join(headers, ", "))
+}
+
+// refused returns the error of a 401 to a request that carried the basic
+// login of the host, nil when the host does not use basic auth or there
+// is no login (the 401 then speaks for itself).
+func (c *Client) refused(ep Endpoint) error {
+	a := c.hostAuth(ep.Host)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.scheme != "basic" || a.cred.Username == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: registry %s refused the login of %q", ErrUnauthorized, ep.Host, a.cred.Username)
 }
 
 func (c *Client) loadCred(ctx context.Context, ep Endpoint, a *hostAuth) error {
@@ -215,7 +231,10 @@ func (c *Client) fetchToken(ctx context.Context, ep Endpoint, a *hostAuth, scope
 	if life <= 0 {
 		life = 60 * time.Second
 	}
-	t.expires = time.Now().Add(life)
+	// Stop using it a little before it expires: tokenSlack, or half the
+	// lifetime of a short-lived token, which would otherwise never be
+	// reused.
+	t.expires = time.Now().Add(life - min(tokenSlack, life/2))
 	return t, nil
 }
 
@@ -241,12 +260,19 @@ func parseChallenges(headers []string) []authChallenge {
 			}
 			ch := authChallenge{scheme: strings.ToLower(strings.TrimSuffix(scheme, ",")), params: map[string]string{}}
 			for s != "" {
-				eq := strings.IndexByte(s, '=')
-				if eq <= 0 || strings.ContainsAny(s[:eq], " \t,") {
-					break // the next challenge's scheme
+				// A parameter is a token, then "=" (with optional
+				// white space around it, RFC 7235's BWS); anything
+				// else is the next challenge's scheme.
+				k := strings.IndexAny(s, " \t=,")
+				if k <= 0 {
+					break
 				}
-				key := strings.ToLower(strings.TrimSpace(s[:eq]))
-				s = strings.TrimSpace(s[eq+1:])
+				rest := strings.TrimLeft(s[k:], " \t")
+				if !strings.HasPrefix(rest, "=") {
+					break
+				}
+				key := strings.ToLower(s[:k])
+				s = strings.TrimSpace(rest[1:])
 				var val string
 				if strings.HasPrefix(s, `"`) {
 					var b strings.Builder

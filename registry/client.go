@@ -245,6 +245,13 @@ func (r *Repository) do(ctx context.Context, ep Endpoint, req *request) (*http.R
 			}
 			return nil, fmt.Errorf("%s %s: %w", req.method, redact(u.String()), unwrapURLError(err))
 		}
+		if resp.StatusCode == http.StatusUnauthorized && authTried {
+			// The login the registry asked for was sent and refused.
+			if err := c.refused(ep); err != nil {
+				drain(resp)
+				return nil, fmt.Errorf("%s %s: %w", req.method, redact(u.String()), err)
+			}
+		}
 		if resp.StatusCode == http.StatusUnauthorized && !authTried {
 			authTried = true
 			ch := resp.Header.Values("WWW-Authenticate")
