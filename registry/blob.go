@@ -54,7 +54,12 @@ type blobReader struct {
 	body  io.ReadCloser
 	off   int64
 	fails int // consecutive failed resumes
+	total int // resumes in all
 }
+
+// maxResumes bounds the resumes of one download whatever progress each
+// makes, so that a server that cuts every answer short ends the pull.
+const maxResumes = 100
 
 // open requests the blob from b.off on.
 func (b *blobReader) open() error {
@@ -148,13 +153,14 @@ func (b *blobReader) resume(cause error) error {
 		if b.ctx.Err() != nil {
 			return b.ctx.Err()
 		}
-		if b.fails >= c.opts.Retries {
+		if b.fails >= c.opts.Retries || b.total >= maxResumes {
 			return fmt.Errorf("blob %s: download broke at byte %d of %d: %w", b.desc.Digest, b.off, b.desc.Size, cause)
 		}
 		if err := c.wait(b.ctx, "resume blob "+b.desc.Digest.Encoded()[:12], b.fails, 0, cause); err != nil {
 			return err
 		}
 		b.fails++
+		b.total++
 		err := b.open()
 		if err == nil {
 			return nil
