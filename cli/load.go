@@ -1,18 +1,17 @@
 package cli
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/transfer"
 )
 
 func loadCmd(o *options) *cobra.Command {
@@ -140,43 +139,11 @@ An image given by name is tagged with it in the archive.`,
 				}
 				return s.Save(ctx, w, args, format)
 			}
-			return writeFileAtomic(output, func(w io.Writer) error { return s.Save(ctx, w, args, format) })
+			return transfer.WriteFileAtomic(output, 0o644, func(w io.Writer) error { return s.Save(ctx, w, args, format) })
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "", "write to this file (or, for oci-dir, directory) instead of STDOUT")
 	f.StringVar(&format, "format", engine.FormatDockerArchive, "docker-archive, oci-archive or oci-dir")
 	return cmd
-}
-
-// writeFileAtomic writes path with fn through a temporary file beside it,
-// synced and renamed over path only if fn succeeds.
-func writeFileAtomic(path string, fn func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := fn(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -331,7 +331,7 @@ func (d *dockerArchiveDest) commit(ctx context.Context) (ocispec.Descriptor, err
 	for _, name := range []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile, "manifest.json"} {
 		files = append(files, tarFile{name, filepath.Join(d.w.dir, name)})
 	}
-	if err := writeFileAtomic(d.file, 0o644, func(w io.Writer) error { return writeTar(w, files) }); err != nil {
+	if err := WriteFileAtomic(d.file, 0o644, func(w io.Writer) error { return writeTar(w, files) }); err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	desc, _, err := dockerManifest(config, layers)

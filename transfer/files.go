@@ -16,10 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// writeFileAtomic writes path through fn into a temporary file beside it,
+// WriteFileAtomic writes path through fn into a temporary file beside it,
 // synced and renamed over path only if fn succeeds. An existing file's
 // permissions are kept; a new file gets perm.
-func writeFileAtomic(path string, perm fs.FileMode, fn func(io.Writer) error) (err error) {
+func WriteFileAtomic(path string, perm fs.FileMode, fn func(io.Writer) error) (err error) {
 	if st, err := os.Stat(path); err == nil {
 		perm = st.Mode().Perm()
 	}
@@ -54,7 +54,7 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(io.Writer) error) (e
 
 // writeFileBytes writes data to path atomically.
 func writeFileBytes(path string, data []byte) error {
-	return writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	return WriteFileAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

@@ -154,7 +154,7 @@ func (w *layoutWriter) putBlob(desc ocispec.Descriptor, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, 0o644, func(f io.Writer) error {
+	if err := WriteFileAtomic(path, 0o644, func(f io.Writer) error {
 		n, err := io.Copy(f, r)
 		if err == nil && n != desc.Size {
 			err = fmt.Errorf("wrote %d bytes, want %d", n, desc.Size)

@@ -115,7 +115,7 @@ func (d *ociArchiveDest) Commit(context.Context) (ocispec.Descriptor, error) {
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("oci-archive:%s: %w", d.file, err)
 	}
-	if err := writeFileAtomic(d.file, 0o644, func(w io.Writer) error { return writeTar(w, files) }); err != nil {
+	if err := WriteFileAtomic(d.file, 0o644, func(w io.Writer) error { return writeTar(w, files) }); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("oci-archive:%s: %w", d.file, err)
 	}
 	return d.desc, nil
