@@ -96,6 +96,9 @@ logins work in berth and berth's in docker.`,
 					return err
 				}
 				password = strings.TrimRight(string(b), "\r\n")
+				if password == "" {
+					return errors.New("--password-stdin: no password on stdin")
+				}
 			}
 			if user == "" {
 				fmt.Fprint(cmd.ErrOrStderr(), "Username: ")
