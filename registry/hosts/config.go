@@ -188,12 +188,19 @@ func Load(path string) (*Config, error) {
 // Config built in memory.
 func (c *Config) Path() string { return c.path }
 
+// The grammar, compiled on first use: every berth process (container
+// inits included) links this package.
+//
 // A repository path component, as the distribution spec defines it.
-var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+var pathComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // A DNS label; registries.conf hosts may use upper case, the rest of the
 // name may not.
-var hostLabel = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
+var hostLabel = lazyRegexp(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // validateLocation checks that s has the form host[:port][/path].
 func validateLocation(s string) error {
@@ -209,7 +216,7 @@ func validateLocation(s string) error {
 	}
 	if strings.Contains(s, "/") {
 		for _, comp := range strings.Split(rest, "/") {
-			if !pathComponent.MatchString(comp) {
+			if !pathComponent().MatchString(comp) {
 				return fmt.Errorf("%q: invalid path component %q", s, comp)
 			}
 		}
@@ -266,7 +273,7 @@ func validateHost(hp string) error {
 			return fmt.Errorf("invalid host %q: empty", hp)
 		}
 		for _, label := range strings.Split(host, ".") {
-			if !hostLabel.MatchString(label) {
+			if !hostLabel().MatchString(label) {
 				return fmt.Errorf("invalid host %q", hp)
 			}
 		}
