@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -352,10 +353,14 @@ func (p *puller) open(ctx context.Context, desc ocispec.Descriptor, id string) (
 	if err != nil {
 		return nil, err
 	}
-	body, err := p.repo.OpenBlob(ctx, desc, w.Offset())
-	if err != nil {
-		w.Close()
-		return nil, err
+	// An ingest that holds every byte (a pull killed before its commit)
+	// needs nothing more from the registry: reading it back commits it.
+	var body io.ReadCloser = io.NopCloser(strings.NewReader(""))
+	if w.Offset() < desc.Size {
+		if body, err = p.repo.OpenBlob(ctx, desc, w.Offset()); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	r := &pullReader{w: w, body: body, desc: desc, id: id, sink: p.opts.Progress, done: w.Offset()}
 	if w.Offset() > 0 {

@@ -944,3 +944,31 @@ func TestPullKilled(t *testing.T) {
 		t.Errorf("after the pulled image was removed, the store holds:\n%s", state)
 	}
 }
+
+// TestPullCompleteIngest: a pull killed after the last byte of a blob and
+// before its commit leaves a complete ingest; the next pull commits it
+// without asking the registry for an empty range (which it refuses).
+func TestPullCompleteIngest(t *testing.T) {
+	r, images := seededRegistry(t, testregistry.Options{})
+	proxy := testregistry.StartProxy(t, r.Host, testregistry.ProxyRule{})
+	layered := readLayout(t, filepath.Join(images, "layered"))
+	s := openStore(t, t.TempDir())
+	top := layered.manifest.Layers[len(layered.manifest.Layers)-1]
+	data, err := os.ReadFile(filepath.Join(images, "layered", "blobs", "sha256", top.Digest.Encoded()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.cs.Writer("pull-"+top.Digest.String(), top.Digest, top.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // kept for a resume, uncommitted
+	p := mustPull(t, s, quickClient(registry.Options{}), proxy.Host+"/layered:latest")
+	if got := blobGets(proxy.Requests(), top.Digest); len(got) != 0 {
+		t.Errorf("the complete ingest's blob was asked for again: %v", got)
+	}
+	checkLoadedTree(t, s, images, p.Loaded)
+}
