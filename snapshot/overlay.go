@@ -62,10 +62,28 @@ func overlayIndexDefaultOn() bool {
 
 // checkOverlay mounts an overlay with two lower layers under root, writes
 // through it and checks the write landed in the upper directory.
+// Checks run one at a time under a lock, so the check directories found
+// under it were left by a process killed mid-check: their mounts are
+// detached and the directories removed first.
 func checkOverlay(root string, indexOff bool) error {
 	marker := filepath.Join(root, overlayMarker)
 	if _, err := os.Stat(marker); err == nil {
 		return nil
+	}
+	unlock, err := flockFile(filepath.Join(root, "overlay-check.lock"), unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(marker); err == nil {
+		return nil // another process checked while we waited
+	}
+	stale, _ := filepath.Glob(filepath.Join(root, "overlay-check-*"))
+	for _, d := range stale {
+		unix.Unmount(filepath.Join(d, "merged"), unix.MNT_DETACH)
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove a killed overlay check: %w", err)
+		}
 	}
 	td, err := os.MkdirTemp(root, "overlay-check-")
 	if err != nil {

@@ -398,3 +398,36 @@ func TestOverlayCommitWithParent(t *testing.T) {
 		t.Error("Prepare accepted WithParent")
 	}
 }
+
+// TestOverlayCheckLeftovers: a process killed during the overlay check
+// leaves its mount and directory; the next check removes them.
+func TestOverlayCheckLeftovers(t *testing.T) {
+	root := t.TempDir()
+	td := filepath.Join(root, "overlay-check-killed")
+	for _, d := range []string{"l1", "upper", "work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(td, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	merged := filepath.Join(td, "merged")
+	opts := "lowerdir=" + filepath.Join(td, "l1") + ",upperdir=" + filepath.Join(td, "upper") + ",workdir=" + filepath.Join(td, "work")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+	sn, err := NewOverlay(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	if _, err := os.Stat(td); !os.IsNotExist(err) {
+		t.Errorf("the killed check's directory is still there: %v", err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mi), merged) {
+		t.Errorf("the killed check's mount is still there")
+	}
+}
