@@ -12,7 +12,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/image"
-	"github.com/berth-project/berth/metadata"
 )
 
 // annotationImageName is the annotation containerd and docker put on the
@@ -324,11 +323,7 @@ func (l *loader) ensureSpooled(sp *spool, desc ocispec.Descriptor) error {
 // inStore reports whether the blob desc is already in the store, leasing
 // it first (metadata's protocol) so that it stays there.
 func (l *loader) inStore(desc ocispec.Descriptor) (bool, error) {
-	if err := l.s.db.AddLeaseResource(l.ctx, l.lease, metadata.ResourceContent, desc.Digest.String()); err != nil {
-		return false, err
-	}
-	info, err := l.s.cs.Info(desc.Digest)
-	return err == nil && info.Size == desc.Size, nil
+	return l.s.hasLeased(l.ctx, l.lease, desc)
 }
 
 // ensureFromLayout commits the blob desc from an OCI layout directory.

@@ -192,10 +192,17 @@ func (p *puller) storeBytes(desc ocispec.Descriptor, data []byte) error {
 // inStore reports whether blob desc is in the store, leasing it first so
 // that it stays.
 func (p *puller) inStore(desc ocispec.Descriptor) (bool, error) {
-	if err := p.s.db.AddLeaseResource(p.ctx, p.lease, metadata.ResourceContent, desc.Digest.String()); err != nil {
+	return p.s.hasLeased(p.ctx, p.lease, desc)
+}
+
+// hasLeased reports whether blob desc is in the store with its size,
+// after adding it to lease: lease first, then look, so that a collection
+// cannot remove what was found (metadata's protocol).
+func (s *Store) hasLeased(ctx context.Context, lease string, desc ocispec.Descriptor) (bool, error) {
+	if err := s.db.AddLeaseResource(ctx, lease, metadata.ResourceContent, desc.Digest.String()); err != nil {
 		return false, err
 	}
-	info, err := p.s.cs.Info(desc.Digest)
+	info, err := s.cs.Info(desc.Digest)
 	return err == nil && info.Size == desc.Size, nil
 }
 

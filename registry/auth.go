@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -300,11 +299,6 @@ func parseChallenges(headers []string) []authChallenge {
 		}
 	}
 	return out
-}
-
-// basicAuth is the value of a basic Authorization header.
-func basicAuth(user, pass string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
 // loginName is the registry name an endpoint's login is kept under, as

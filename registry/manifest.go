@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -201,12 +200,4 @@ func (r *Repository) primary() Endpoint {
 		}
 	}
 	return r.endpoints[len(r.endpoints)-1]
-}
-
-func contentLength(h http.Header) int64 {
-	n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
 }
