@@ -56,10 +56,7 @@ tmp=$(mktemp -d /var/tmp/berth-bench-pull.XXXXXX)
 chmod 755 "$tmp"
 pm_dir=$tmp/podman
 reg_pid=
-var_lib_containers_existed=
-[ -d /var/lib/containers ] && var_lib_containers_existed=1
-var_lib_containers_cache_existed=
-[ -d /var/lib/containers/cache ] && var_lib_containers_cache_existed=1
+podman_host_state_remember
 
 cleanup() {
 	local rc=$?
@@ -71,12 +68,7 @@ cleanup() {
 		wait "$reg_pid" 2>/dev/null
 	fi
 	unmount_under "$tmp"
-	# containers/image keeps its blob cache there whatever --root says.
-	if [ -z "$var_lib_containers_cache_existed" ]; then
-		rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-		rmdir /var/lib/containers/cache 2>/dev/null
-	fi
-	[ -z "$var_lib_containers_existed" ] && rmdir /var/lib/containers 2>/dev/null
+	podman_host_state_restore
 	rm -rf "$tmp"
 	exit "$rc"
 }

@@ -113,3 +113,23 @@ graphroot = "$dir/root"
 runroot = "$dir/runroot"
 CONF
 }
+
+# podman_host_state_remember / podman_host_state_restore: a private podman
+# still creates /var/lib/containers and keeps containers/image's blob cache
+# in /var/lib/containers/cache whatever --root says. Remember whether they
+# existed before, and remove what podman created there afterwards.
+podman_host_state_remember() {
+	lib_vlc_existed=
+	[ -d /var/lib/containers ] && lib_vlc_existed=1
+	lib_vlc_cache_existed=
+	[ -d /var/lib/containers/cache ] && lib_vlc_cache_existed=1
+	return 0
+}
+podman_host_state_restore() {
+	if [ -z "${lib_vlc_cache_existed:-1}" ]; then
+		rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+		rmdir /var/lib/containers/cache 2>/dev/null
+	fi
+	[ -z "${lib_vlc_existed:-1}" ] && rmdir /var/lib/containers 2>/dev/null
+	return 0
+}

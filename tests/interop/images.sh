@@ -215,10 +215,7 @@ json_is() {
 # ---------------------------------------------------------------- podman
 
 pm_dir=$tmp/podman
-var_lib_containers_existed=
-[ -d /var/lib/containers ] && var_lib_containers_existed=1
-var_lib_containers_cache_existed=
-[ -d /var/lib/containers/cache ] && var_lib_containers_cache_existed=1
+podman_host_state_remember
 
 # podman on our storage and config. The storage driver is vfs: the
 # layered image hardlinks a file of an earlier layer (data/keep-link ->
@@ -233,14 +230,7 @@ chmod 755 "$tmp/bin/podman-images"
 pm_cleanup() {
 	timeout 60 podman-images rmi -af
 	unmount_under "$pm_dir"
-	# containers/image (podman, skopeo) keeps its blob cache in
-	# /var/lib/containers/cache whatever --root says.
-	if [ -z "$var_lib_containers_cache_existed" ]; then
-		rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-		rmdir /var/lib/containers/cache 2>/dev/null
-	fi
-	[ -z "$var_lib_containers_existed" ] && rmdir /var/lib/containers 2>/dev/null
-	return 0
+	podman_host_state_restore
 }
 cleanups+=(pm_cleanup)
 

@@ -333,8 +333,7 @@ EOF
 
 pm_dir=$tmp/podman
 pm_image=localhost/berth-busybox:latest
-var_lib_containers_existed=
-[ -d /var/lib/containers ] && var_lib_containers_existed=1
+podman_host_state_remember
 run_containers_existed=
 [ -d /run/containers ] && run_containers_existed=1
 libpod_parent_existed=
@@ -359,12 +358,7 @@ pm_cleanup() {
 	if [ -z "$libpod_parent_existed" ]; then
 		rmdir_cgroups libpod_parent
 	fi
-	# containers/image keeps its blob cache in /var/lib/containers/cache
-	# whatever --root says.
-	if [ -z "$var_lib_containers_existed" ]; then
-		rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-		rmdir /var/lib/containers/cache /var/lib/containers 2>/dev/null
-	fi
+	podman_host_state_restore
 	# netavark makes its run dir even for --network none.
 	if [ -z "$run_containers_existed" ]; then
 		rmdir /run/containers/networks /run/containers 2>/dev/null
