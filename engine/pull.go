@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-project/berth/content"
 	"github.com/berth-project/berth/image"
@@ -303,39 +304,22 @@ func (p *puller) fetchAll(layers []ocispec.Descriptor, ids []string, which []int
 	if len(which) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(p.ctx)
-	defer cancel()
-	jobs := make(chan int, len(which))
+	g, ctx := errgroup.WithContext(p.ctx)
+	g.SetLimit(p.opts.Downloads)
 	for _, i := range which {
-		jobs <- i
-	}
-	close(jobs)
-	errs := make([]error, len(layers))
-	var wg sync.WaitGroup
-	for range min(p.opts.Downloads, len(which)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				rc, err := p.open(ctx, layers[i], ids[i])
-				if err == nil {
-					_, err = io.Copy(io.Discard, rc)
-					rc.Close()
-				}
-				if err != nil {
-					errs[i] = fmt.Errorf("layer %s: %w", layers[i].Digest, err)
-					cancel()
-				}
+		g.Go(func() error {
+			rc, err := p.open(ctx, layers[i], ids[i])
+			if err == nil {
+				_, err = io.Copy(io.Discard, rc)
+				rc.Close()
 			}
-		}()
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", layers[i].Digest, err)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // open returns a reader of blob desc from its start: from the store if it

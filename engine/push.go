@@ -2,12 +2,11 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/progress"
@@ -107,37 +106,12 @@ func (s *Store) mountSources(ctx context.Context, img Image, dst reference.Refer
 
 // pushBlobs pushes blobs, at most Uploads at once.
 func (s *Store) pushBlobs(ctx context.Context, repo *registry.Repository, blobs []ocispec.Descriptor, from []string, opts PushOptions) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan ocispec.Descriptor, len(blobs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Uploads)
 	for _, b := range blobs {
-		jobs <- b
+		g.Go(func() error { return s.pushBlob(ctx, repo, b, from, opts.Progress) })
 	}
-	close(jobs)
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for range min(opts.Uploads, len(blobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range jobs {
-				if err := s.pushBlob(ctx, repo, b, from, opts.Progress); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					cancel()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 func (s *Store) pushBlob(ctx context.Context, repo *registry.Repository, b ocispec.Descriptor, from []string, sink progress.Sink) error {
