@@ -1,0 +1,72 @@
+package containers
+
+import (
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Container is one container of the engine.
+type Container struct {
+	ID      string // 64 hex digits
+	Name    string // without docker's leading "/"
+	Created time.Time
+	// Image is the image's name as the user gave it; ImageID is the
+	// digest of its config (docker's image ID).
+	Image   string
+	ImageID digest.Digest
+	// Config is the merged config: the image's defaults with the user's
+	// options over them, as docker shows it in inspect.
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	State      State
+}
+
+// Status is a container's status, in docker's words.
+type Status string
+
+// The statuses of a container.
+const (
+	Created    Status = "created"
+	Running    Status = "running"
+	Paused     Status = "paused"
+	Restarting Status = "restarting"
+	Removing   Status = "removing"
+	Exited     Status = "exited"
+	Dead       Status = "dead"
+)
+
+// State is what berth knows of a container's life.
+type State struct {
+	Status     Status
+	Pid        int // the container's init on the host, 0 when not running
+	ExitCode   int
+	Error      string // why the container stopped, when berth knows a reason beyond its exit code
+	StartedAt  time.Time
+	FinishedAt time.Time
+	OOMKilled  bool
+	// RestartCount counts restarts by the restart policy.
+	RestartCount int
+	// Monitor is the process that holds the container's stdio and
+	// waits for it; BootID is the host's boot the container runs in.
+	MonitorPID   int
+	MonitorStart uint64
+	BootID       string
+	Health       *Health `json:",omitempty"`
+}
+
+// Health is the result of a container's health checks.
+type Health struct {
+	Status        string // starting, healthy, unhealthy
+	FailingStreak int
+	Log           []HealthResult
+}
+
+// HealthResult is one health check's outcome.
+type HealthResult struct {
+	Start    time.Time
+	End      time.Time
+	ExitCode int
+	Output   string
+}
