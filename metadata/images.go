@@ -134,6 +134,7 @@ func (db *DB) ImagesByTarget(ctx context.Context, d digest.Digest) ([]Image, err
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // queryImages runs a query selecting imageColumns and decodes the rows.

@@ -41,6 +41,18 @@ var migrations = [][]string{
 		`ALTER TABLE leases ADD COLUMN owner_pid INTEGER`,
 		`ALTER TABLE leases ADD COLUMN owner_start INTEGER`,
 	},
+	// 3: containers. The record is the engine's containers.Container as
+	// JSON; id, name and image_id are columns for uniqueness and lookups.
+	{
+		`CREATE TABLE containers (
+			id         TEXT PRIMARY KEY NOT NULL,
+			name       TEXT NOT NULL UNIQUE,
+			image_id   TEXT NOT NULL,
+			created_at INTEGER NOT NULL, -- Unix nanoseconds
+			record     TEXT NOT NULL     -- JSON
+		) STRICT`,
+		`CREATE INDEX containers_by_image ON containers (image_id)`,
+	},
 }
 
 // SchemaVersion is the schema version this berth writes.

@@ -278,8 +278,8 @@ func TestMigrateLeasesFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v := schemaVersionOf(t, db); v != 2 {
-		t.Fatalf("schema version %d, want 2", v)
+	if v := schemaVersionOf(t, db); v != SchemaVersion() {
+		t.Fatalf("schema version %d, want %d", v, SchemaVersion())
 	}
 	leases, err := db.ListLeases(ctx)
 	if err != nil || len(leases) != 1 || leases[0].ID != "v1" || leases[0].Owner != nil || leases[0].Expired(time.Now()) {
