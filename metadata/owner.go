@@ -20,9 +20,8 @@ type Owner struct {
 // String returns "pid 1234".
 func (o Owner) String() string { return "pid " + strconv.Itoa(o.PID) }
 
-// selfOwner returns the calling process as an Owner.
-func selfOwner() (Owner, error) {
-	pid := os.Getpid()
+// OwnerOf returns process pid as an Owner, or an error if it is gone.
+func OwnerOf(pid int) (Owner, error) {
 	start, state, err := procStat(pid)
 	if err != nil {
 		return Owner{}, err
@@ -31,6 +30,11 @@ func selfOwner() (Owner, error) {
 		return Owner{}, fmt.Errorf("process %d is in state %c", pid, state)
 	}
 	return Owner{PID: pid, Start: start}, nil
+}
+
+// selfOwner returns the calling process as an Owner.
+func selfOwner() (Owner, error) {
+	return OwnerOf(os.Getpid())
 }
 
 // Alive reports whether the owner process still runs: a process with its
