@@ -47,6 +47,7 @@
 // Every fd the monitor opens is O_CLOEXEC; its stdio is /dev/null; the
 // only fds a child inherits are its stdio.
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -61,6 +62,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -924,8 +926,29 @@ static int listen_unix(const char *name)
 
 // ------------------------------------------------------------- the monitor
 
+// close_inherited closes every fd above stdio but keep: the caller may
+// have leaked some (an fd not opened by Go is inherited by its children),
+// and a monitor holding, say, a shell's pipe would keep that shell waiting.
+static void close_inherited(int keep)
+{
+	if ((keep <= 3 || syscall(SYS_close_range, 3, keep - 1, 0) == 0) &&
+	    syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+		return;
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+		if (fd > 2 && fd != keep && fd != dirfd(d))
+			close(fd);
+	}
+	closedir(d);
+}
+
 static void monitor_main(void)
 {
+	close_inherited(sync_fd);
 	read_config();
 
 	pid_t pid = fork();
@@ -1005,8 +1028,11 @@ static void monitor_main(void)
 		}
 	}
 
-	if (cfg.logpath != NULL && *cfg.logpath)
+	if (cfg.logpath != NULL && *cfg.logpath) {
 		log_open();
+		if (log_fd < 0)
+			die("monitor: open log %s", cfg.logpath);
+	}
 
 	pid_t rt = fork();
 	if (rt < 0)

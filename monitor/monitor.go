@@ -116,9 +116,18 @@ func (o *Options) config() ([]byte, error) {
 	if o.Terminal && !slices.Contains(o.Runtime, "--console-socket") {
 		return nil, errors.New("monitor: Terminal needs --console-socket " + ConsoleSocket + " in Runtime")
 	}
+	// The monitor runs in RunDir: relative paths would change meaning.
 	dir, err := filepath.Abs(o.RunDir)
 	if err != nil {
 		return nil, err
+	}
+	if o.PidFile, err = filepath.Abs(o.PidFile); err != nil {
+		return nil, err
+	}
+	if o.LogPath != "" {
+		if o.LogPath, err = filepath.Abs(o.LogPath); err != nil {
+			return nil, err
+		}
 	}
 	var b []byte
 	add := func(k, v string) error {

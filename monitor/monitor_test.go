@@ -609,3 +609,55 @@ func pssKiB(t *testing.T, pid int) int {
 	t.Fatalf("no Pss in smaps_rollup of %d", pid)
 	return 0
 }
+
+// TestNoFdLeaks checks that the container's process gets only its stdio
+// from the monitor, and that the monitor holds only what it needs.
+func TestNoFdLeaks(t *testing.T) {
+	c := newCtr(t, []string{"sh", "-c", "ls -l /proc/$$/fd; sleep 3600"}, nil)
+	o := c.opts()
+	o.Stdin = true
+	c.start(o)
+	deadline := time.Now().Add(10 * time.Second)
+	var ents []entry
+	for {
+		ents = readLog(t, o.LogPath)
+		if len(ents) >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var fds []string
+	for _, e := range ents {
+		if f := strings.Fields(e.Log); len(f) > 2 && f[len(f)-2] == "->" {
+			fds = append(fds, f[len(f)-3])
+		}
+	}
+	if strings.Join(fds, " ") != "0 1 2" {
+		t.Errorf("the container's shell has fds %v, want 0 1 2:\n%+v", fds, ents)
+	}
+	mon, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.started.MonitorPID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stdio, signalfd, attach socket, stdout, stderr, stdin, log
+	if len(mon) != 9 {
+		var l []string
+		for _, e := range mon {
+			dst, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", c.started.MonitorPID, e.Name()))
+			l = append(l, e.Name()+"->"+dst)
+		}
+		t.Errorf("monitor holds %d fds, want 9: %v", len(mon), l)
+	}
+}
+
+func TestBadLogPath(t *testing.T) {
+	c := newCtr(t, []string{"true"}, nil)
+	o := c.opts()
+	o.LogPath = filepath.Join(c.runDir, "missing", "json.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := monitor.Start(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), o.LogPath) {
+		t.Errorf("Start with an unwritable log: %v, want an error naming %s", err, o.LogPath)
+	}
+}
