@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -659,5 +660,27 @@ func TestBadLogPath(t *testing.T) {
 	_, err := monitor.Start(ctx, o)
 	if err == nil || !strings.Contains(err.Error(), o.LogPath) {
 		t.Errorf("Start with an unwritable log: %v, want an error naming %s", err, o.LogPath)
+	}
+}
+
+// TestStuckClient checks that a client that never reads cannot stall the
+// container's output: the monitor drops it and goes on logging.
+func TestStuckClient(t *testing.T) {
+	c := newCtr(t, []string{"sh", "-c", `sleep 0.3; yes $(head -c 999 /dev/zero | tr '\0' a) | head -n 4000`}, nil)
+	o := c.opts()
+	c.start(o)
+	stuck, err := monitor.Attach(c.runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	c.waitExit()
+	if n := len(readLog(t, o.LogPath)); n != 4000 {
+		t.Errorf("log has %d entries, want 4000", n)
+	}
+	// The dropped client sees the end of its stream, not an exit frame.
+	code, err := stuck.Stream(io.Discard, io.Discard)
+	if err == nil && code != -1 {
+		t.Errorf("stuck client got exit code %d, want none", code)
 	}
 }
