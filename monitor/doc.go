@@ -46,6 +46,9 @@
 // atomically ("CODE FINISHED_UNIX_NANOS\n", CODE in shell form), sends
 // clients the exit frame, starts ExitCommand and exits.
 //
+// If the init the pid file names is not the monitor's child (the runtime
+// reaped it itself), its status is unknown and the exit file says 255.
+//
 // The monitor ignores SIGTERM, SIGINT, SIGHUP and SIGPIPE: it lives as
 // long as its container, which berth stops through the runtime's kill.
 //
@@ -56,6 +59,15 @@
 // data, 1 close stdin (honoured with StdinOnce, like docker; with a
 // terminal it sends ^D), 2 resize (uint16 rows, uint16 cols, big-endian).
 // Monitor to client: 1 stdout, 2 stderr, 3 exit (int32 code, big-endian,
-// the last frame). With StdinOnce, the disconnection of a client that
+// the last frame). A client more than 1 MiB behind is dropped without an
+// exit frame; it can read the exit file instead. With StdinOnce, the disconnection of a client that
 // sent stdin also closes the container's stdin.
+//
+// # Go API
+//
+// Start (or StartAttached, which also returns the first attach
+// connection) runs a monitor and returns the monitor's and the init's
+// pids once the container runs; Attach connects to a running monitor;
+// Conn streams output (Stream), takes input (Write, CloseStdin) and
+// resizes the terminal; ReadExit reads the exit file.
 package monitor

@@ -1070,7 +1070,7 @@ static void monitor_main(void)
 		long long until = phase == DRAIN ? drain_until
 				  : (phase == RUNNING && cfg.health.n > 0 && cfg.hint > 0) ? next_health : 0;
 		if (until > 0)
-			timeout = (int)((until - now) / 1000000 + 1);
+			timeout = until > now ? (int)((until - now) / 1000000 + 1) : 0;
 
 		int np = 0, ip_sfd = -1, ip_lfd = -1, ip_cfd = -1, ip_in = -1, ip_s[2] = {-1, -1}, ip_c0;
 		pf[ip_sfd = np++] = (struct pollfd){sfd, POLLIN, 0};

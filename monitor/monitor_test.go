@@ -586,6 +586,9 @@ func TestMemory(t *testing.T) {
 		total += pssKiB(t, pid)
 	}
 	avg := float64(total) / n
+	if roll, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pids[0])); err == nil {
+		t.Logf("smaps_rollup of one monitor:\n%s", roll)
+	}
 	t.Logf("monitor PSS: %.0f KiB average over %d monitors (%.3f MiB)", avg, n, avg/1024)
 	if avg > 0.36*1024 {
 		t.Errorf("monitor PSS %.0f KiB is above conmon's 0.36 MiB", avg)
