@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	imagecli "github.com/berth-project/berth/cli"
+	_ "github.com/berth-project/berth/monitor" // the container monitor and --init, in C
 	"github.com/berth-project/berth/runtime/cli"
 	"github.com/berth-project/berth/runtime/container"
 	_ "github.com/berth-project/berth/runtime/nsexec" // the container init's C stage
