@@ -11,6 +11,7 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // passwdEntry is one line of /etc/passwd.
@@ -30,11 +31,17 @@ type groupEntry struct {
 // readRootFile reads path inside rootfs without ever leaving it: symlinks
 // are resolved as if rootfs were "/". A missing file gives nil, nil.
 func readRootFile(rootfs, path string) ([]byte, error) {
-	f, err := pathrs.OpenInRoot(rootfs, path)
+	h, err := pathrs.OpenInRoot(rootfs, path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
+		return nil, fmt.Errorf("open %s in %s: %w", path, rootfs, err)
+	}
+	defer h.Close()
+	// h is an O_PATH handle; reopen it for reading.
+	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
 		return nil, fmt.Errorf("open %s in %s: %w", path, rootfs, err)
 	}
 	defer f.Close()
