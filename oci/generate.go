@@ -3,6 +3,7 @@ package oci
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -48,6 +49,7 @@ var DefaultReadonlyPaths = []string{
 
 // Input is what [Generate] needs to know of a container.
 type Input struct {
+	// ID is the container's ID; Generate's errors name it.
 	ID     string
 	Config *container.Config // already merged with the image's (see Merge)
 	Host   *container.HostConfig
@@ -80,8 +82,17 @@ type Input struct {
 const InitDest = "/dev/init"
 
 // Generate returns the OCI runtime spec of a container: docker's defaults,
-// the merged config and the host config's options.
+// the merged config and the host config's options. Errors name the
+// container and what was wrong, in docker's words where docker has some.
 func Generate(in Input) (*specs.Spec, error) {
+	s, err := buildSpec(in)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", in.ID, err)
+	}
+	return s, nil
+}
+
+func buildSpec(in Input) (*specs.Spec, error) {
 	cfg, hc := in.Config, in.Host
 	if cfg == nil {
 		return nil, errors.New("generate spec: no container config")
@@ -120,6 +131,11 @@ func Generate(in Input) (*specs.Spec, error) {
 	s.Linux.Namespaces = ns
 	if hc.UTSMode.IsHost() {
 		s.Hostname = ""
+	} else {
+		s.Domainname = cfg.Domainname
+	}
+	if len(hc.Annotations) > 0 {
+		s.Annotations = maps.Clone(hc.Annotations)
 	}
 
 	// Process.

@@ -134,6 +134,7 @@ func TestGenerateOptions(t *testing.T) {
 		Tty:        true,
 		User:       "app",
 		WorkingDir: "/srv/",
+		Domainname: "example.com",
 	}
 	init := true
 	in.Host = &container.HostConfig{
@@ -163,6 +164,7 @@ func TestGenerateOptions(t *testing.T) {
 	eq(t, "oomScoreAdj", *p.OOMScoreAdj, 500)
 	eq(t, "rlimits", p.Rlimits, []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 2048, Soft: 1024}})
 	eq(t, "readonly root", s.Root.Readonly, true)
+	eq(t, "domainname", s.Domainname, "example.com")
 	eq(t, "sysctl", s.Linux.Sysctl, map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000"})
 	if m := findMount(s, InitDest); m == nil || m.Source != "/usr/bin/berth" || !slices.Contains(m.Options, "ro") {
 		t.Errorf("init mount = %+v", m)
@@ -217,8 +219,8 @@ func TestGenerateErrors(t *testing.T) {
 			in := testInput(t)
 			tt.mod(&in)
 			_, err := Generate(in)
-			if err == nil || !strings.Contains(err.Error(), tt.msg) {
-				t.Fatalf("Generate: %v, want error containing %q", err, tt.msg)
+			if err == nil || !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "container c1: ") {
+				t.Fatalf("Generate: %v, want error naming container c1 and containing %q", err, tt.msg)
 			}
 		})
 	}
