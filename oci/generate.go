@@ -165,7 +165,7 @@ func buildSpec(in Input) (*specs.Spec, error) {
 		if s.Linux.Seccomp, err = seccompFromJSON(sec.seccompProfile, caps); err != nil {
 			return nil, fmt.Errorf("seccomp profile %s: %w", sec.seccompSource, err)
 		}
-	case hc.Privileged:
+	case hc.Privileged && !sec.seccompBuiltin:
 	default:
 		if s.Linux.Seccomp, err = DefaultSeccomp(caps); err != nil {
 			return nil, err

@@ -336,6 +336,11 @@ func TestPrivileged(t *testing.T) {
 		t.Errorf("privileged cgroup mount is read-only: %v", m.Options)
 	}
 
+	in.Host.SecurityOpt = []string{"seccomp=builtin"}
+	if s := generate(t, in); s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
+		t.Errorf("privileged with seccomp=builtin: %+v, want the default profile", s.Linux.Seccomp)
+	}
+
 	// An explicit profile still applies.
 	prof := filepath.Join(t.TempDir(), "p.json")
 	writeFile(t, prof, `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["reboot"],"action":"SCMP_ACT_ERRNO"}]}`)

@@ -10,6 +10,7 @@ import (
 type securityOpts struct {
 	noNewPrivileges   bool
 	seccompUnconfined bool
+	seccompBuiltin    bool   // seccomp=builtin: the default even when privileged
 	seccompProfile    []byte // explicit profile (JSON), nil for the default
 	seccompSource     string // where the profile came from, for errors
 	unmaskAll         bool
@@ -18,7 +19,8 @@ type securityOpts struct {
 }
 
 // parseSecurityOpts reads docker's --security-opt values, "key=value" or
-// "key:value": no-new-privileges[=bool], seccomp=unconfined|<file>|<JSON>,
+// "key:value": no-new-privileges[=bool],
+// seccomp=unconfined|builtin|<file>|<JSON>,
 // systempaths=unconfined, unmask=ALL|path:path..., mask=path:path...;
 // label and apparmor options are accepted and ignored (berth has neither
 // SELinux nor AppArmor support). Anything else is an error naming it.
@@ -43,12 +45,15 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 			if !ok || val == "" {
 				return so, fmt.Errorf("security-opt %q: seccomp needs unconfined, a profile file or a JSON profile", opt)
 			}
-			if val == "unconfined" {
+			so.seccompUnconfined, so.seccompBuiltin, so.seccompProfile = false, false, nil
+			switch val {
+			case "unconfined":
 				so.seccompUnconfined = true
-				so.seccompProfile = nil
+				continue
+			case "builtin":
+				so.seccompBuiltin = true
 				continue
 			}
-			so.seccompUnconfined = false
 			if strings.HasPrefix(strings.TrimSpace(val), "{") {
 				so.seccompProfile, so.seccompSource = []byte(val), "the JSON profile of --security-opt seccomp"
 				continue

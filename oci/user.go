@@ -112,9 +112,20 @@ func parseGroup(b []byte) []groupEntry {
 	return out
 }
 
+// parseID reads a uid or gid; docker allows 0 to 2^31-1.
 func parseID(s string) (uint32, bool) {
-	n, err := strconv.ParseUint(s, 10, 32)
+	n, err := strconv.ParseUint(s, 10, 31)
 	return uint32(n), err == nil
+}
+
+// checkID refuses a number that parseID cannot take.
+func checkID(s string) error {
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		if _, ok := parseID(s); !ok {
+			return fmt.Errorf("id %s out of range: uids and gids must be in range 0-2147483647", s)
+		}
+	}
+	return nil
 }
 
 // ResolveUser resolves docker's -u forms (name, uid, name:group,
@@ -142,6 +153,11 @@ func resolveUser(rootfs, user string) (specs.User, string, error) {
 	}
 	if haveGroup && groupArg == "" {
 		return specs.User{}, "", fmt.Errorf("user %q: empty group", user)
+	}
+	for _, id := range []string{userArg, groupArg} {
+		if err := checkID(id); err != nil {
+			return specs.User{}, "", fmt.Errorf("user %q: %w", user, err)
+		}
 	}
 	passwd, err := readRootFile(rootfs, "/etc/passwd")
 	if err != nil {

@@ -77,6 +77,8 @@ func TestResolveUser(t *testing.T) {
 		{"nobody", "unable to find user nobody"},
 		{"app:nogroup", "unable to find group nogroup"},
 		{"app:", "empty group"},
+		{"4294967295", "out of range"},
+		{"0:2147483648", "out of range"},
 	} {
 		_, err := ResolveUser(root, bad.user)
 		if err == nil || !strings.Contains(err.Error(), bad.msg) {
