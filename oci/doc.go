@@ -31,6 +31,17 @@
 // capability set. --security-opt seccomp=<file or JSON> takes a profile in
 // the same form, that is the OCI form or docker's.
 //
-// ResolveUser reads /etc/passwd and /etc/group inside the rootfs without
-// following any symlink out of it.
+// The pieces Generate is made of are exported for the engine's other
+// uses (docker exec, docker update): [ResolveUser], [ResolveUserHome] and
+// [ResolveGroups] read /etc/passwd and /etc/group inside the rootfs
+// without following any symlink out of it; [Capabilities] applies
+// --cap-add/--cap-drop; [Resources] converts and validates limits;
+// [Devices] and [DefaultDeviceRules] give linux.devices and the device
+// cgroup rules; [DefaultSeccomp] resolves the default profile for a
+// capability set.
+//
+// Not supported yet, with errors saying so: --add-host host-gateway, the
+// container:<id> pid and ipc modes, network modes other than host, none
+// and default without Input.NetNSPath. Swap limits are always set (docker
+// drops them on hosts without swap accounting).
 package oci
