@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	runtimespec "github.com/berth-project/berth/runtime/spec"
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -400,5 +401,27 @@ func TestDevices(t *testing.T) {
 	in.Host.DeviceCgroupRules = []string{"x 1:2 r"}
 	if _, err := Generate(in); err == nil || !strings.Contains(err.Error(), "x 1:2 r") {
 		t.Errorf("bad cgroup rule: %v", err)
+	}
+}
+
+// The specs Generate makes pass berth's runtime's own validation.
+func TestGenerateValidForRuntime(t *testing.T) {
+	for name, mod := range map[string]func(*Input){
+		"defaults":   func(*Input) {},
+		"privileged": func(in *Input) { in.Host.Privileged = true },
+		"options": func(in *Input) {
+			in.Config.Tty = true
+			in.Config.User = "app"
+			in.Host.CapAdd = []string{"SYS_ADMIN"}
+			in.Host.Memory = 64 << 20
+			in.Host.Devices = []container.DeviceMapping{{PathOnHost: "/dev/null", PathInContainer: "/dev/n"}}
+		},
+	} {
+		in := testInput(t)
+		mod(&in)
+		s := generate(t, in)
+		if err := runtimespec.Validate(s); err != nil {
+			t.Errorf("%s: runtime/spec.Validate: %v", name, err)
+		}
 	}
 }
