@@ -39,18 +39,18 @@ type runFlags struct {
 
 	detach, interactive, tty, rm, readOnly, privileged, init, noHealthcheck, sigProxy bool
 
-	name, workdir, user, entrypoint, hostname, domainname string
+	name, workdir, user, entrypoint, hostname, domainname                        string
 	restart, network, pull, platform, stopSignal, cidfile, logDriver, detachKeys string
 	ipc, pid, uts, cgroupns, cpusetCpus, cpusetMems, healthCmd                   string
 
-	env, envFile, volumes, mounts, tmpfs, labels, labelFiles, addHosts     []string
-	capAdd, capDrop, securityOpt, devices, publish, expose, sysctls        []string
-	dns, dnsSearch, dnsOption, logOpts, attach, groupAdd                   []string
-	memory, memorySwap, memoryReservation, shmSize                         bytesValue
-	cpus                                                                   decimalValue
-	ulimits                                                                ulimitValue
-	cpuShares, cpuPeriod, cpuQuota, pidsLimit                              int64
-	oomScoreAdj, stopTimeout, healthRetries                                int
+	env, envFile, volumes, mounts, tmpfs, labels, labelFiles, addHosts    []string
+	capAdd, capDrop, securityOpt, devices, publish, expose, sysctls       []string
+	dns, dnsSearch, dnsOption, logOpts, attach, groupAdd                  []string
+	memory, memorySwap, memoryReservation, shmSize                        bytesValue
+	cpus                                                                  decimalValue
+	ulimits                                                               ulimitValue
+	cpuShares, cpuPeriod, cpuQuota, pidsLimit                             int64
+	oomScoreAdj, stopTimeout, healthRetries                               int
 	healthInterval, healthTimeout, healthStartPeriod, healthStartInterval time.Duration
 
 	opts runOptions // filled by parse
