@@ -8,11 +8,12 @@ import (
 
 // options are the global options of berth's image commands.
 type options struct {
-	root string
+	root    string
+	runRoot string
 }
 
 func (o *options) open() (*engine.Store, error) {
-	return engine.Open(o.root)
+	return engine.OpenWith(o.root, engine.Options{RunRoot: o.runRoot})
 }
 
 // AddCommands adds berth's image commands to root, and the persistent
@@ -22,6 +23,7 @@ func (o *options) open() (*engine.Store, error) {
 func AddCommands(root *cobra.Command) {
 	o := &options{}
 	root.PersistentFlags().StringVar(&o.root, "root", engine.DefaultRoot, "root directory of the image store")
+	root.PersistentFlags().StringVar(&o.runRoot, "runroot", engine.DefaultRunRoot, "directory for running containers' state (a tmpfs: cleared at boot)")
 	image := &cobra.Command{
 		Use:   "image",
 		Short: "Manage images",
@@ -31,4 +33,5 @@ func AddCommands(root *cobra.Command) {
 	addSystemCommands(root, image, o)
 	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"), loadCmd(o), saveCmd(o), pullCmd(o), pushCmd(o),
 		loginCmd(), logoutCmd())
+	addContainerCommands(root, o)
 }

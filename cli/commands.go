@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,31 +196,10 @@ config).`,
 			out := []inspectJSON{}
 			var errs []error
 			for _, name := range args {
-				img, err := s.Get(cmd.Context(), name)
+				j, err := inspectImage(cmd.Context(), s, name)
 				if err != nil {
 					errs = append(errs, err)
 					continue
-				}
-				names, err := s.Names(cmd.Context(), img.ID)
-				if err != nil {
-					return err
-				}
-				j := inspectJSON{
-					ID: img.ID.String(), RepoTags: []string{}, RepoDigests: []string{},
-					Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
-					Size: img.Size, Config: img.Config.Config,
-					RootFS: rootFSJSON{Type: img.Config.RootFS.Type, Layers: []string{}},
-				}
-				if !img.Created.IsZero() {
-					j.Created = img.Created.Format(time.RFC3339Nano)
-				}
-				for _, n := range names {
-					repo, tag := engine.SplitName(n)
-					j.RepoTags = append(j.RepoTags, repo+":"+tag)
-					j.RepoDigests = append(j.RepoDigests, repo+"@"+img.Target.Digest.String())
-				}
-				for _, d := range img.Config.RootFS.DiffIDs {
-					j.RootFS.Layers = append(j.RootFS.Layers, d.String())
 				}
 				out = append(out, j)
 			}
@@ -283,4 +263,34 @@ func rmiCmd(o *options, use string) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove every name of an image given by ID")
 	return cmd
+}
+
+// inspectImage returns the image name of s in inspect's shape.
+func inspectImage(ctx context.Context, s *engine.Store, name string) (inspectJSON, error) {
+	img, err := s.Get(ctx, name)
+	if err != nil {
+		return inspectJSON{}, err
+	}
+	names, err := s.Names(ctx, img.ID)
+	if err != nil {
+		return inspectJSON{}, err
+	}
+	j := inspectJSON{
+		ID: img.ID.String(), RepoTags: []string{}, RepoDigests: []string{},
+		Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
+		Size: img.Size, Config: img.Config.Config,
+		RootFS: rootFSJSON{Type: img.Config.RootFS.Type, Layers: []string{}},
+	}
+	if !img.Created.IsZero() {
+		j.Created = img.Created.Format(time.RFC3339Nano)
+	}
+	for _, n := range names {
+		repo, tag := engine.SplitName(n)
+		j.RepoTags = append(j.RepoTags, repo+":"+tag)
+		j.RepoDigests = append(j.RepoDigests, repo+"@"+img.Target.Digest.String())
+	}
+	for _, d := range img.Config.RootFS.DiffIDs {
+		j.RootFS.Layers = append(j.RootFS.Layers, d.String())
+	}
+	return j, nil
 }

@@ -78,6 +78,9 @@ var templateFuncs = template.FuncMap{
 	},
 }
 
+// templateT is a parsed --format template.
+type templateT = template.Template
+
 // parseFormat parses a --format Go template. As docker does, a leading
 // "table " asks for aligned columns with a header row, and the two
 // characters \t stand for a tab.

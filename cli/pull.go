@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -34,52 +36,63 @@ Progress goes to stderr; the full name of the image to stdout.`,
 				}
 				opts.Platform = p
 			}
-			cfg, err := ro.hostsConfig()
-			if err != nil {
-				return err
-			}
-			names := []string{args[0]}
-			if !reference.HasDomain(args[0]) && len(cfg.UnqualifiedSearch) > 0 {
-				names = cfg.Qualify(args[0])
-			}
-			refs := make([]reference.Reference, len(names))
-			for i, n := range names {
-				if refs[i], err = reference.Parse(n); err != nil {
-					return err
-				}
-			}
 			s, err := o.open()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			out := ro.renderer(cmd.ErrOrStderr())
-			defer out.Close()
-			opts.Progress = out
-			client := ro.client(cfg, out)
-			var errs []error
-			for _, ref := range refs {
-				repo, err := client.Repository(ref, false)
-				if err != nil {
-					return err
-				}
-				_, err = s.Pull(cmd.Context(), repo, ref, opts)
-				if err == nil {
-					out.Close()
-					fmt.Fprintln(cmd.OutOrStdout(), ref.String())
-					return nil
-				}
-				errs = append(errs, err)
-				// Only a name the registry does not know goes on to the
-				// next search registry.
-				if !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrUnauthorized) {
-					break
-				}
+			name, err := pullImage(cmd.Context(), s, &ro, args[0], opts, cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
-			return errors.Join(errs...)
+			fmt.Fprintln(cmd.OutOrStdout(), name)
+			return nil
 		},
 	}
 	ro.addFlags(cmd, true)
 	cmd.Flags().StringVar(&platform, "platform", "", "platform to pull from a multi-platform image (os/arch[/variant])")
 	return cmd
+}
+
+// pullImage pulls name into s, progress to progressOut, trying the
+// unqualified-search registries in order for a name without a registry.
+// It returns the full name pulled.
+func pullImage(ctx context.Context, s *engine.Store, ro *remoteOptions, name string, opts engine.PullOptions, progressOut io.Writer) (string, error) {
+	cfg, err := ro.hostsConfig()
+	if err != nil {
+		return "", err
+	}
+	names := []string{name}
+	if !reference.HasDomain(name) && len(cfg.UnqualifiedSearch) > 0 {
+		names = cfg.Qualify(name)
+	}
+	refs := make([]reference.Reference, len(names))
+	for i, n := range names {
+		if refs[i], err = reference.Parse(n); err != nil {
+			return "", err
+		}
+	}
+	out := ro.renderer(progressOut)
+	defer out.Close()
+	opts.Progress = out
+	client := ro.client(cfg, out)
+	var errs []error
+	for _, ref := range refs {
+		repo, err := client.Repository(ref, false)
+		if err != nil {
+			return "", err
+		}
+		_, err = s.Pull(ctx, repo, ref, opts)
+		if err == nil {
+			out.Close()
+			return ref.String(), nil
+		}
+		errs = append(errs, err)
+		// Only a name the registry does not know goes on to the next
+		// search registry.
+		if !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrUnauthorized) {
+			break
+		}
+	}
+	return "", errors.Join(errs...)
 }

@@ -20,7 +20,26 @@ type Container struct {
 	// options over them, as docker shows it in inspect.
 	Config     *container.Config
 	HostConfig *container.HostConfig
-	State      State
+	// Mounts are the container's binds, volumes and tmpfs mounts,
+	// resolved at create from HostConfig (Binds, Mounts, Tmpfs) and the
+	// image's volumes.
+	Mounts []Mount
+	State  State
+}
+
+// Mount is one resolved mount of a container.
+type Mount struct {
+	Type        string // "bind", "volume" or "tmpfs"
+	Name        string `json:",omitempty"` // the volume's name
+	Source      string `json:",omitempty"` // host path: the bind's source, the volume's directory
+	Destination string
+	ReadOnly    bool     `json:",omitempty"`
+	Propagation string   `json:",omitempty"`
+	Options     []string `json:",omitempty"` // tmpfs options (size=, mode=)
+	// Anonymous volumes are removed with the container by rm -v and
+	// --rm; NoCopy skips seeding a new volume from the image.
+	Anonymous bool `json:",omitempty"`
+	NoCopy    bool `json:",omitempty"`
 }
 
 // Status is a container's status, in docker's words.

@@ -54,7 +54,10 @@ func (u ImageUsage) UniqueSize() int64 { return u.Size - u.SharedSize }
 // DiskUsage measures the store's disk usage. The snapshots' usage is
 // measured by walking their files.
 func (s *Store) DiskUsage(ctx context.Context, opts ...MaintenanceOpt) (DiskUsage, error) {
-	o := maintenance(opts)
+	o, err := s.maintenance(ctx, opts)
+	if err != nil {
+		return DiskUsage{}, err
+	}
 	var du DiskUsage
 	blobSize := map[digest.Digest]int64{}
 	if err := s.cs.Walk(func(info content.Info) error {

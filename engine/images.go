@@ -243,6 +243,22 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResu
 		return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", imgs[0].ID.Encoded()[:12])
 	}
 	id := imgs[0].ID
+	names, err := s.Names(ctx, id)
+	if err != nil {
+		return res, err
+	}
+	lastNames := len(names) <= len(imgs)
+	used := 0
+	if lastNames {
+		n, err := s.db.ContainersByImage(ctx)
+		if err != nil {
+			return res, err
+		}
+		used = n[id]
+	}
+	if used > 0 && !force {
+		return res, fmt.Errorf("conflict: unable to remove %s (must be forced) - image %s is used by %d container(s)", name, id.Encoded()[:12], used)
+	}
 	for _, img := range imgs {
 		recName := img.Name
 		if recName == "" {
@@ -255,7 +271,13 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResu
 			res.Untagged = append(res.Untagged, img.Name)
 		}
 	}
-	if left, err := s.Names(ctx, id); err != nil {
+	if used > 0 {
+		// Forced: the image loses its names but stays, by ID, for the
+		// containers that use it, as docker keeps it as <none>.
+		if err := s.putName(ctx, "", imgs[0].Target, id); err != nil {
+			return res, err
+		}
+	} else if left, err := s.Names(ctx, id); err != nil {
 		return res, err
 	} else if len(left) == 0 {
 		res.Deleted = append(res.Deleted, id)

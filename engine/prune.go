@@ -11,9 +11,8 @@ import (
 )
 
 // ImageUse tells which images containers use: Prune keeps those, and
-// DiskUsage counts them as active. The store has no containers of its own
-// yet, so by default no image is in use; whatever owns containers passes
-// its ImageUse with WithImageUse.
+// DiskUsage counts them as active. By default the store's containers are
+// asked; WithImageUse replaces them (tests).
 type ImageUse interface {
 	// Containers returns the number of containers using the image id.
 	Containers(id digest.Digest) int
@@ -31,17 +30,21 @@ func WithImageUse(u ImageUse) MaintenanceOpt {
 	return func(o *maintenanceOptions) { o.use = u }
 }
 
-// noContainers is the ImageUse of a store without containers.
-type noContainers struct{}
-
-func (noContainers) Containers(digest.Digest) int { return 0 }
-
-func maintenance(opts []MaintenanceOpt) maintenanceOptions {
-	o := maintenanceOptions{use: noContainers{}}
+// maintenance applies opts over the default: the store's own containers
+// tell which images are in use.
+func (s *Store) maintenance(ctx context.Context, opts []MaintenanceOpt) (maintenanceOptions, error) {
+	o := maintenanceOptions{}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return o
+	if o.use == nil {
+		use, err := s.ImageUse(ctx)
+		if err != nil {
+			return o, err
+		}
+		o.use = use
+	}
+	return o, nil
 }
 
 // PruneReport is what Prune removed.
@@ -59,7 +62,10 @@ type PruneReport struct {
 // image prune [-a]". An image whose documents cannot be read is pruned
 // like any other.
 func (s *Store) Prune(ctx context.Context, all bool, opts ...MaintenanceOpt) (PruneReport, error) {
-	o := maintenance(opts)
+	o, err := s.maintenance(ctx, opts)
+	if err != nil {
+		return PruneReport{}, err
+	}
 	var rep PruneReport
 	recs, err := s.db.ListImages(ctx, nil)
 	if err != nil {

@@ -21,11 +21,13 @@ var ErrNotFound = errors.New("not found")
 // metadata and snapshots. It is safe for concurrent use by many goroutines
 // and many processes sharing the root.
 type Store struct {
-	root    string
-	cs      *content.Store
-	db      *metadata.DB
-	sn      snapshot.Snapshotter
-	overlay bool
+	root     string
+	runRoot  string
+	berthExe string
+	cs       *content.Store
+	db       *metadata.DB
+	sn       snapshot.Snapshotter
+	overlay  bool
 }
 
 // Options tune OpenWith.
@@ -33,7 +35,17 @@ type Options struct {
 	// Snapshotter is "overlay", "native", or "" for overlay where
 	// overlayfs works on the root's file system, else native.
 	Snapshotter string
+	// RunRoot is where running containers keep what lasts one boot: the
+	// runtime's state, monitors' sockets and exit files. Default
+	// DefaultRunRoot; a tmpfs, so that a reboot clears it.
+	RunRoot string
+	// Exe is the berth binary that runs monitors and the runtime for
+	// containers; default: this process's executable.
+	Exe string
 }
+
+// DefaultRunRoot is the default run root (see Options.RunRoot).
+const DefaultRunRoot = "/run/berth/engine"
 
 // Open opens (creating as needed) the image store rooted at root with the
 // default options.
@@ -73,7 +85,16 @@ func OpenWith(root string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open snapshotter: %w", err)
 	}
-	return &Store{root: root, cs: cs, db: db, sn: sn, overlay: overlay}, nil
+	runRoot := opts.RunRoot
+	if runRoot == "" {
+		runRoot = DefaultRunRoot
+	}
+	if runRoot, err = filepath.Abs(runRoot); err != nil {
+		sn.Close()
+		db.Close()
+		return nil, err
+	}
+	return &Store{root: root, runRoot: runRoot, berthExe: opts.Exe, cs: cs, db: db, sn: sn, overlay: overlay}, nil
 }
 
 // Close releases the store's snapshotter and database.

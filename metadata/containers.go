@@ -20,6 +20,14 @@ var ErrNameInUse = errors.New("metadata: name in use")
 // one container.
 var ErrAmbiguous = errors.New("metadata: ambiguous")
 
+// errAmbiguousText wraps ErrAmbiguous without repeating its text.
+var errAmbiguousText = &quietError{ErrAmbiguous}
+
+type quietError struct{ err error }
+
+func (q *quietError) Error() string { return "ambiguous" }
+func (q *quietError) Unwrap() error { return q.err }
+
 // CreateContainer records the new container c. Its ID and name must both
 // be unused: a taken name gives an error wrapping ErrNameInUse that names
 // the container holding it.
@@ -70,7 +78,7 @@ func scanContainer(row interface{ Scan(...any) error }) (*containers.Container, 
 // unique ID prefix, in that order, as docker resolves them.
 func lookupContainer(ctx context.Context, q querier, ref string) (*containers.Container, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("no such container: %q: %w", ref, ErrNotFound)
+		return nil, &NoSuchContainerError{Ref: ref}
 	}
 	ref = strings.TrimPrefix(ref, "/")
 	c, err := scanContainer(q.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1`, ref, ref, ref))
@@ -101,11 +109,20 @@ func lookupContainer(ctx context.Context, q querier, ref string) (*containers.Co
 		case 1:
 			return found[0], nil
 		case 2:
-			return nil, fmt.Errorf("multiple containers found with provided prefix: %s: %w", ref, ErrAmbiguous)
+			return nil, fmt.Errorf("multiple containers found with provided prefix: %s: %w", ref, errAmbiguousText)
 		}
 	}
-	return nil, fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+	return nil, &NoSuchContainerError{Ref: ref}
 }
+
+// NoSuchContainerError is the error of a container lookup that found
+// nothing; it matches ErrNotFound.
+type NoSuchContainerError struct{ Ref string }
+
+func (e *NoSuchContainerError) Error() string { return "no such container: " + e.Ref }
+
+// Is reports whether target is ErrNotFound.
+func (e *NoSuchContainerError) Is(target error) bool { return target == ErrNotFound }
 
 func isHexPrefix(s string) bool {
 	if len(s) == 0 || len(s) > 64 {

@@ -1,0 +1,767 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	units "github.com/docker/go-units"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/containers"
+	"github.com/berth-project/berth/metadata"
+	"github.com/berth-project/berth/monitor"
+	"github.com/berth-project/berth/oci"
+	"github.com/berth-project/berth/runtime/container"
+	"github.com/berth-project/berth/snapshot"
+)
+
+// Log defaults: docker's json-file keeps one unbounded file; berth bounds
+// a container's log to 3 files of 20 MiB unless --log-opt says otherwise,
+// as podman and docker's "local" driver do, so a chatty container cannot
+// fill the disk.
+const (
+	defaultLogMaxSize  = 20 << 20
+	defaultLogMaxFiles = 3
+)
+
+// StartOptions are the options of StartContainer.
+type StartOptions struct {
+	// Attach connects to the container's stdio before it starts, so no
+	// output is lost: StartContainer returns the connection.
+	Attach bool
+}
+
+// lockContainer takes an exclusive flock on the container's lock file:
+// start, cleanup and remove of one container never interleave, across
+// processes. The lock goes with the process if it dies.
+func (s *Store) lockContainer(id string) (func(), error) {
+	dir := s.containerDir(id)
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock container %s: %w", id, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock container %s: %w", id, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// StartContainer starts the created or exited container ref: it mounts
+// its rootfs, writes its bundle and /etc files, and hands it to a monitor
+// process that starts it through berth's runtime and outlives this
+// process. A failed start leaves the container stopped, with the reason
+// in State.Error and docker's exit code (126 or 127 when the command
+// cannot be run) in State.ExitCode.
+func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOptions) (*containers.Container, *monitor.Conn, error) {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := s.lockContainer(c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
+		return nil, nil, err
+	}
+	switch c.State.Status {
+	case containers.Running:
+		return c, nil, nil
+	case containers.Paused:
+		return nil, nil, fmt.Errorf("cannot start a paused container, try unpause instead: %w", ErrConflict)
+	case containers.Removing, containers.Dead:
+		return nil, nil, fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.Name, ErrConflict)
+	}
+	conn, started, err := s.start(ctx, c, opts)
+	if err != nil {
+		msg := err.Error()
+		code := StartErrorCode(msg)
+		s.db.UpdateContainer(context.WithoutCancel(ctx), c.ID, func(rec *containers.Container) error {
+			rec.State.Error, rec.State.ExitCode = msg, code
+			rec.State.FinishedAt = time.Now().UTC()
+			return nil
+		})
+		return c, nil, &StartError{Code: code, Err: err}
+	}
+	c, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
+			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
+			RestartCount: rec.State.RestartCount, Health: healthStarting(rec)}
+		return nil
+	})
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, nil, err
+	}
+	return c, conn, nil
+}
+
+// StartError is a container that could not be started.
+type StartError struct {
+	Code int // docker's: 127 command not found, 126 not executable, 125 otherwise
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// StartErrorCode is docker's exit code for a start that failed with msg:
+// 127 when the command does not exist, 126 when it cannot be executed,
+// else 125.
+func StartErrorCode(msg string) int {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "executable file not found"), strings.Contains(m, "no such file or directory"):
+		return 127
+	case strings.Contains(m, "permission denied"), strings.Contains(m, "exec format error"), strings.Contains(m, "is a directory"):
+		return 126
+	}
+	return 125
+}
+
+func healthStarting(c *containers.Container) *containers.Health {
+	if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+		return &containers.Health{Status: "starting"}
+	}
+	return nil
+}
+
+func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOptions) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+	dir := s.containerDir(c.ID)
+	rootfs := filepath.Join(dir, "rootfs")
+	run := s.runDir(c.ID)
+	// What a previous run left: a dead monitor's files, a mount.
+	os.RemoveAll(run)
+	snapshot.Unmount(rootfs)
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		return nil, monitor.Started{}, err
+	}
+	if err := s.mountRootfs(c.ID, rootfs); err != nil {
+		return nil, monitor.Started{}, err
+	}
+	defer func() {
+		if retErr != nil {
+			snapshot.Unmount(rootfs)
+			s.runtime().deleteState(c.ID)
+			os.RemoveAll(run)
+		}
+	}()
+	spec, err := s.bundle(c, dir, rootfs)
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	exe, err := s.exe()
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	rtArgs := []string{exe, "runtime", "--root", s.runtimeRoot(), "--log", filepath.Join(run, "runtime.log"), "--log-format", "json",
+		"run", "--detach", "--bundle", dir, "--pid-file", filepath.Join(run, "pid")}
+	if spec.Process.Terminal {
+		rtArgs = append(rtArgs, "--console-socket", monitor.ConsoleSocket) // relative: the runtime runs in the run dir
+	}
+	rtArgs = append(rtArgs, c.ID)
+	mo := monitor.Options{
+		Exe:         exe,
+		RunDir:      run,
+		Runtime:     rtArgs,
+		PidFile:     filepath.Join(run, "pid"),
+		Terminal:    spec.Process.Terminal,
+		Stdin:       c.Config.OpenStdin,
+		StdinOnce:   c.Config.StdinOnce,
+		Attach:      opts.Attach,
+		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+	}
+	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
+		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
+		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
+		if err != nil {
+			return nil, monitor.Started{}, err
+		}
+	}
+	if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+		mo.HealthCmd = []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "healthcheck", c.ID}
+		mo.HealthInterval = durationOr(hc.Interval, 30*time.Second)
+		mo.HealthStartDelay = mo.HealthInterval
+		if hc.StartInterval > 0 {
+			mo.HealthStartDelay = hc.StartInterval
+		}
+	}
+	if opts.Attach {
+		started, conn, err := monitor.StartAttached(ctx, mo)
+		return conn, started, err
+	}
+	started, err := monitor.Start(ctx, mo)
+	return nil, started, err
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// logLimits reads json-file's max-size and max-file options.
+func logLimits(opts map[string]string) (int64, int, error) {
+	size, files := int64(defaultLogMaxSize), defaultLogMaxFiles
+	if v, ok := opts["max-size"]; ok {
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return 0, 0, fmt.Errorf("log-opt max-size=%s: %w", v, err)
+		}
+		size = n
+	}
+	if v, ok := opts["max-file"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, fmt.Errorf("log-opt max-file=%s: must be a number of at least 1", v)
+		}
+		files = n
+	}
+	return size, files, nil
+}
+
+// bundle writes the container's /etc files and config.json into dir.
+func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec, error) {
+	hostname := c.Config.Hostname
+	hostNet := c.HostConfig.NetworkMode == "host"
+	if hostname == "" {
+		hostname = c.ID[:12]
+		if hostNet {
+			hostname, _ = os.Hostname()
+		}
+	}
+	hostHosts, _ := os.ReadFile("/etc/hosts")
+	hosts, err := oci.Hosts(hostname, c.HostConfig.ExtraHosts, hostNet, hostHosts)
+	if err != nil {
+		return nil, err
+	}
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
+	files := map[string][]byte{
+		"hostname":    []byte(hostname + "\n"),
+		"hosts":       hosts,
+		"resolv.conf": oci.ResolvConf(hostResolv, addrStrings(c.HostConfig.DNS), c.HostConfig.DNSSearch, c.HostConfig.DNSOptions),
+	}
+	for name, data := range files {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	var mounts []specs.Mount
+	for _, m := range c.Mounts {
+		mounts = append(mounts, specMount(m))
+	}
+	in := oci.Input{ID: c.ID, Config: c.Config, Host: c.HostConfig, Rootfs: rootfs, Hostname: hostname,
+		HostsPath: filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"), Mounts: mounts, CgroupsPath: "/berth/" + c.ID}
+	if c.HostConfig.Init != nil && *c.HostConfig.Init {
+		if in.InitPath, err = s.exe(); err != nil {
+			return nil, err
+		}
+	}
+	spec, err := oci.Generate(in)
+	if err != nil {
+		return nil, err
+	}
+	spec.Root.Path = "rootfs"
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// specMount is the OCI mount of a resolved container mount.
+func specMount(m containers.Mount) specs.Mount {
+	if m.Type == "tmpfs" {
+		opts := append([]string{"nosuid", "nodev", "noexec"}, m.Options...)
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		return specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts}
+	}
+	opts := []string{"rbind"}
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	prop := m.Propagation
+	if prop == "" {
+		prop = "rprivate"
+	}
+	opts = append(opts, prop)
+	return specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts}
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so readers see the old or the new content, never a part.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// exe is the berth binary that monitors and runtimes are run from.
+func (s *Store) exe() (string, error) {
+	if s.berthExe != "" {
+		return s.berthExe, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find berth's binary: %w", err)
+	}
+	return exe, nil
+}
+
+// bootID identifies the host's current boot.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// procStart is process pid's start time (see metadata.Owner), 0 if gone.
+func procStart(pid int) uint64 {
+	o, err := metadata.OwnerOf(pid)
+	if err != nil {
+		return 0
+	}
+	return o.Start
+}
+
+// engineRuntime is berth's OCI runtime on the engine's runtime root.
+type engineRuntime struct{ rt *container.Runtime }
+
+func (s *Store) runtime() engineRuntime {
+	return engineRuntime{&container.Runtime{Root: s.runtimeRoot(), Log: slog.New(slog.DiscardHandler)}}
+}
+
+// load returns the runtime's container id, or nil if it has none.
+func (r engineRuntime) load(id string) *container.Container {
+	c, err := r.rt.Load(id)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// deleteState kills and deletes the runtime's container id, if any.
+func (r engineRuntime) deleteState(id string) error {
+	c := r.load(id)
+	if c == nil {
+		return nil
+	}
+	return c.Delete(true)
+}
+
+// Cleanup finishes a container whose process exited (or whose monitor
+// died): it records the exit code and time (or the reason it is unknown),
+// deletes the runtime's state, unmounts the rootfs and, for --rm
+// containers, removes the container. The monitor runs it when the
+// container exits; any berth command that finds a container whose monitor
+// is gone runs it too. It is idempotent and safe to run concurrently.
+func (s *Store) Cleanup(ctx context.Context, ref string) error {
+	c, err := s.db.GetContainer(ctx, ref)
+	if err != nil {
+		return err
+	}
+	_, err = s.cleanup(ctx, c)
+	return err
+}
+
+// cleanup does Cleanup's work for c and returns the updated record (nil
+// when removed).
+func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containers.Container, error) {
+	if _, err := os.Stat(s.containerDir(c.ID)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // being removed
+	}
+	unlock, err := s.lockContainer(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
+		return nil, err
+	}
+	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
+		return c, nil
+	}
+	run := s.runDir(c.ID)
+	code, finished, ok, _ := monitor.ReadExit(run)
+	reason := ""
+	if !ok {
+		switch {
+		case c.State.BootID != bootID():
+			reason, code = "the host rebooted while the container ran", 255
+		case monitorAlive(c):
+			return c, nil // still running
+		default:
+			reason, code = fmt.Sprintf("its monitor (pid %d) died; the container was killed", c.State.MonitorPID), 137
+		}
+		finished = time.Now().UTC()
+	}
+	rt := s.runtime()
+	if err := rt.deleteState(c.ID); err != nil {
+		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
+	}
+	if err := snapshot.Unmount(filepath.Join(s.containerDir(c.ID), "rootfs")); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(run)
+	if c.HostConfig.AutoRemove {
+		if err := s.destroy(ctx, c, true); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+		rec.State.Status = containers.Exited
+		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
+		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
+		if rec.State.Health != nil && rec.State.Health.Status == "starting" {
+			rec.State.Health.Status = "unhealthy"
+		}
+		return nil
+	})
+}
+
+// monitorAlive reports whether c's monitor process still runs.
+func monitorAlive(c *containers.Container) bool {
+	return metadata.Owner{PID: c.State.MonitorPID, Start: c.State.MonitorStart}.Alive()
+}
+
+// reconcile brings c's recorded state up to date with the processes: a
+// running container whose monitor recorded an exit, died, or ran before a
+// reboot is cleaned up.
+func (s *Store) reconcile(ctx context.Context, c *containers.Container) (*containers.Container, error) {
+	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
+		return c, nil
+	}
+	if _, _, ok, _ := monitor.ReadExit(s.runDir(c.ID)); !ok && c.State.BootID == bootID() && monitorAlive(c) {
+		return c, nil
+	}
+	nc, err := s.cleanup(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, fmt.Errorf("container %s: %w", c.ID, metadata.ErrNotFound)
+	}
+	return nc, nil
+}
+
+// KillContainer sends sig to the container's init (all its processes with
+// all).
+func (s *Store) KillContainer(ctx context.Context, ref string, sig unix.Signal) error {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
+		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, c.ID, ErrConflict)
+	}
+	rc := s.runtime().load(c.ID)
+	if rc == nil {
+		return fmt.Errorf("cannot kill container: %s: no runtime state", ref)
+	}
+	if err := rc.Kill(sig, false); err != nil {
+		return fmt.Errorf("cannot kill container: %s: %w", ref, err)
+	}
+	if c.State.Status == containers.Paused && sig == unix.SIGKILL {
+		rc.Resume()
+	}
+	return nil
+}
+
+// StopContainer stops the container: its stop signal (SIGTERM unless the
+// image or --stop-signal says otherwise), then SIGKILL to all its
+// processes after timeout (nil: the container's --stop-timeout, else 10
+// seconds; negative: wait forever). A stopped container is left as it is.
+func (s *Store) StopContainer(ctx context.Context, ref string, timeout *int) (*containers.Container, error) {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
+		return c, nil
+	}
+	rc := s.runtime().load(c.ID)
+	if rc == nil {
+		return s.cleanup(ctx, c)
+	}
+	wait := 10 * time.Second
+	if c.Config.StopTimeout != nil {
+		wait = time.Duration(*c.Config.StopTimeout) * time.Second
+	}
+	if timeout != nil {
+		wait = time.Duration(*timeout) * time.Second
+	}
+	sig, err := ParseSignal(c.Config.StopSignal)
+	if err != nil {
+		sig = unix.SIGTERM
+	}
+	if wait != 0 {
+		rc.Kill(sig, false)
+		if c.State.Status == containers.Paused {
+			rc.Resume()
+		}
+		wctx := ctx
+		if wait > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, wait)
+			defer cancel()
+		}
+		if _, err := s.waitExit(wctx, c); err == nil {
+			return s.cleanupAfterExit(ctx, c)
+		}
+	}
+	rc.Kill(unix.SIGKILL, true)
+	rc.Resume()
+	if _, err := s.waitExit(ctx, c); err != nil {
+		return nil, err
+	}
+	return s.cleanupAfterExit(ctx, c)
+}
+
+func (s *Store) cleanupAfterExit(ctx context.Context, c *containers.Container) (*containers.Container, error) {
+	nc, err := s.cleanup(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return c, nil // removed (--rm)
+	}
+	return nc, nil
+}
+
+// waitExit waits until c's monitor recorded its exit (or died), and
+// returns the exit code.
+func (s *Store) waitExit(ctx context.Context, c *containers.Container) (int, error) {
+	run := s.runDir(c.ID)
+	delay := 5 * time.Millisecond
+	for {
+		if code, _, ok, _ := monitor.ReadExit(run); ok {
+			return code, nil
+		}
+		if !monitorAlive(c) {
+			return -1, nil
+		}
+		if conn, err := monitor.Attach(run); err == nil {
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			code, _ := conn.Stream(io.Discard, io.Discard)
+			stop()
+			conn.Close()
+			if code >= 0 {
+				return code, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+// WaitContainer waits until the container ref is not running and returns
+// its exit code (docker's wait; "not-running" condition).
+func (s *Store) WaitContainer(ctx context.Context, ref string) (int, error) {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return -1, err
+	}
+	if c.State.Status == containers.Running || c.State.Status == containers.Paused {
+		if _, err := s.waitExit(ctx, c); err != nil {
+			return -1, err
+		}
+		nc, err := s.cleanup(ctx, c)
+		if err != nil {
+			return -1, err
+		}
+		if nc == nil {
+			// Removed by --rm: the exit file is gone with it; the code
+			// was read before.
+			code, _, _, _ := monitor.ReadExit(s.runDir(c.ID))
+			return code, nil
+		}
+		c = nc
+	}
+	return c.State.ExitCode, nil
+}
+
+// RemoveOptions are the options of RemoveContainer.
+type RemoveOptions struct {
+	Force   bool // kill a running container first
+	Volumes bool // also remove its anonymous volumes
+}
+
+// RemoveContainer removes the container ref: its rootfs, directories,
+// record and (with Volumes) anonymous volumes. A running container is
+// refused unless Force.
+func (s *Store) RemoveContainer(ctx context.Context, ref string, opts RemoveOptions) error {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status == containers.Running || c.State.Status == containers.Paused {
+		if !opts.Force {
+			return fmt.Errorf("cannot remove container \"/%s\": container is %s: stop the container before removing or force remove: %w", c.Name, c.State.Status, ErrConflict)
+		}
+		if rc := s.runtime().load(c.ID); rc != nil {
+			rc.Kill(unix.SIGKILL, true)
+			rc.Resume()
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s.waitExit(wctx, c)
+		cancel()
+		if _, err := s.cleanup(ctx, c); err != nil {
+			return err
+		}
+	}
+	unlock, err := s.lockContainer(c.ID)
+	if errors.Is(err, os.ErrNotExist) {
+		unlock, err = func() {}, nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if cur, err := s.db.GetContainer(ctx, c.ID); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil // removed meanwhile (--rm)
+		}
+		return err
+	} else if cur.State.Status == containers.Running {
+		return fmt.Errorf("cannot remove container \"/%s\": it was started again meanwhile: %w", c.Name, ErrConflict)
+	}
+	s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+		rec.State.Status = containers.Removing
+		return nil
+	})
+	return s.destroy(ctx, c, opts.Volumes)
+}
+
+// PauseContainer freezes every process of the container.
+func (s *Store) PauseContainer(ctx context.Context, ref string) error {
+	return s.setPaused(ctx, ref, true)
+}
+
+// UnpauseContainer thaws a paused container.
+func (s *Store) UnpauseContainer(ctx context.Context, ref string) error {
+	return s.setPaused(ctx, ref, false)
+}
+
+func (s *Store) setPaused(ctx context.Context, ref string, pause bool) error {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	want, from := containers.Paused, containers.Running
+	if !pause {
+		want, from = containers.Running, containers.Paused
+	}
+	if c.State.Status != from {
+		if pause && c.State.Status == containers.Paused {
+			return fmt.Errorf("container %s is already paused: %w", c.ID, ErrConflict)
+		}
+		if !pause && c.State.Status == containers.Running {
+			return fmt.Errorf("container %s is not paused: %w", c.ID, ErrConflict)
+		}
+		return fmt.Errorf("container %s is not running: %w", c.ID, ErrConflict)
+	}
+	rc := s.runtime().load(c.ID)
+	if rc == nil {
+		return fmt.Errorf("container %s is not running: %w", c.ID, ErrConflict)
+	}
+	if pause {
+		err = rc.Pause()
+	} else {
+		err = rc.Resume()
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	_, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+		rec.State.Status = want
+		return nil
+	})
+	return err
+}
+
+// ParseSignal parses a signal as docker does: a name with or without
+// SIG ("TERM", "SIGKILL"), or a number.
+func ParseSignal(s string) (unix.Signal, error) {
+	if s == "" {
+		return unix.SIGTERM, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal: %s", s)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	if strings.HasPrefix(name, "SIGRTMIN+") || strings.HasPrefix(name, "SIGRTMAX-") {
+		n, err := strconv.Atoi(name[9:])
+		if err == nil {
+			if name[6] == 'I' && 34+n <= 64 {
+				return unix.Signal(34 + n), nil
+			}
+			if name[6] == 'A' && 64-n >= 34 {
+				return unix.Signal(64 - n), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("invalid signal: %s", s)
+}
+
+func addrStrings(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
+}
