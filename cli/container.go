@@ -682,4 +682,3 @@ func portCmd(o *options) *cobra.Command {
 		},
 	}
 }
-

@@ -22,7 +22,7 @@ import (
 // psRow is what ps's --format templates see, with docker's field names.
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks string
-	c                                                                                                        *containers.Container
+	c                                                                                                      *containers.Container
 }
 
 // Label returns the value of the container's label key.

@@ -3,8 +3,8 @@ package engine
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,9 +16,9 @@ import (
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/mount"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/image"

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/oci"
 	"github.com/berth-project/berth/runtime/container"
@@ -85,4 +84,3 @@ func mergeEnv(base, over []string) []string {
 	}
 	return out
 }
-
