@@ -113,6 +113,7 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return exitWith(cmd, 125, err) })
 	cmd.Flags().SetInterspersed(false)
 	// -h is --hostname, as in docker: help is --help only.
 	cmd.Flags().Bool("help", false, "help for "+cmd.Name())

@@ -191,3 +191,10 @@ func psNames(t testing.TB) []string {
 	t.Helper()
 	return strings.Fields(ok(t, "ps", "-a", "--format", "{{.Names}}"))
 }
+
+// status is the container's State.Status, "" when there is none.
+func status(t testing.TB, ref string) string {
+	t.Helper()
+	r := berth(t, "inspect", "--format", "{{.State.Status}}", ref)
+	return strings.TrimSpace(r.stdout)
+}

@@ -57,7 +57,9 @@ func TestExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{"own code", []string{"busybox", "sh", "-c", "exit 3"}, 3, ""},
-		{"killed", []string{"busybox", "sh", "-c", "kill -9 $$"}, 137, ""},
+		// Under --init the shell is not the namespace's init, which
+		// SIGKILL from inside cannot kill.
+		{"killed", []string{"--init", "busybox", "sh", "-c", "kill -9 $$"}, 137, ""},
 		{"not found", []string{"busybox", "no-such-command"}, 127, "no-such-command"},
 		{"not executable", []string{"busybox", "/etc/passwd"}, 126, "permission denied"},
 		{"a directory", []string{"busybox", "/etc"}, 126, ""},
@@ -166,7 +168,7 @@ func TestCLIKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the container to run", func() bool {
-		return field(inspect(t, "orphan"), "State", "Running") == true
+		return status(t, "orphan") == "running"
 	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
@@ -187,7 +189,7 @@ func TestCLIKilled(t *testing.T) {
 // container exited, with the reason, and nothing of it keeps running.
 func TestMonitorKilled(t *testing.T) {
 	cleanupContainer(t, "unwatched")
-	ok(t, "run", "-d", "--name", "unwatched", "busybox", "sleep", "1000")
+	id := strings.TrimSpace(ok(t, "run", "-d", "--name", "unwatched", "busybox", "sleep", "1000"))
 	pid := int(field(inspect(t, "unwatched"), "State", "Pid").(float64))
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -217,7 +219,7 @@ func TestMonitorKilled(t *testing.T) {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return err != nil
 	})
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(storeDir, "containers")) {
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(storeDir, "containers", id)) {
 		t.Fatalf("rootfs still mounted")
 	}
 }
