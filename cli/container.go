@@ -46,6 +46,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 	root.AddCommand(ctr, runCmd(o, false), runCmd(o, true), startCmd(o), stopCmd(o, "stop"), stopCmd(o, "restart"), killCmd(o),
 		rmCmd(o, "rm"), psCmd(o, "ps"), logsCmd(o), execCmd(o), attachCmd(o), waitCmd(o), containerInspectCmd(o, "inspect", true),
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))
+	root.AddCommand(volumeCmd(o))
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.

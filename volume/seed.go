@@ -43,7 +43,7 @@ func Seed(dst string, rootfs, path string) error {
 	if !st.IsDir() {
 		return nil // a file over which a volume is mounted: nothing docker copies
 	}
-	c := copier{links: map[uint64]string{}}
+	c := copier{links: map[fileID]string{}}
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -66,8 +66,12 @@ func Seed(dst string, rootfs, path string) error {
 	return nil
 }
 
+// fileID names a file: an inode number alone is not unique when the
+// rootfs spans filesystems (overlayfs reports lower layers' devices).
+type fileID struct{ dev, ino uint64 }
+
 type copier struct {
-	links map[uint64]string // inode of a multiply-linked file → its copy
+	links map[fileID]string // a multiply-linked file → its copy
 	dirs  []struct {
 		path string
 		st   *syscall.Stat_t
@@ -105,10 +109,11 @@ func (c *copier) copy(src, dst string, root bool) error {
 		}
 	case mode.IsRegular():
 		if st.Nlink > 1 {
-			if first, ok := c.links[st.Ino]; ok {
+			id := fileID{uint64(st.Dev), st.Ino}
+			if first, ok := c.links[id]; ok {
 				return os.Link(first, dst)
 			}
-			c.links[st.Ino] = dst
+			c.links[id] = dst
 		}
 		if err := copyFile(src, dst); err != nil {
 			return err
