@@ -61,7 +61,7 @@ func snapshotKey(id string) string { return "container-" + id }
 
 // Volumes returns the store's named volumes.
 func (s *Store) Volumes() (*volume.Store, error) {
-	return volume.Open(filepath.Join(s.root, "volumes"))
+	return volume.Open(s.root) // ROOT/volumes/NAME/_data, docker's layout
 }
 
 // CreateContainer makes a container of the image opts.Config.Image: the
@@ -100,6 +100,16 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 		Config: cfg, HostConfig: hc, State: containers.State{Status: containers.Created}}
 	if c.Mounts, err = planMounts(cfg, hc); err != nil {
 		return nil, err
+	}
+	// Anonymous volumes are named now, so that the record names every
+	// volume the container will use before any is created: a volume
+	// prune in another process never sees one of them unused.
+	for i := range c.Mounts {
+		if m := &c.Mounts[i]; m.Type == "volume" && m.Name == "" {
+			if m.Name, err = newContainerID(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := s.recordNew(ctx, c); err != nil {
 		return nil, err
@@ -345,7 +355,11 @@ func (s *Store) createVolumes(c *containers.Container) error {
 				return fmt.Errorf("volume for %s: %w", m.Destination, err)
 			}
 			m.Name, m.Source = v.Name, v.Mountpoint
-			if created && !m.NoCopy {
+			// Docker copies the image's content into a volume mounted
+			// for the first time while it is empty, also one made by
+			// `volume create`; Seed leaves a non-empty volume alone.
+			_ = created
+			if !m.NoCopy {
 				seed = append(seed, *m)
 			}
 		}

@@ -337,3 +337,21 @@ func TestVolumeDestinationSymlink(t *testing.T) {
 		t.Errorf("run: %v", r)
 	}
 }
+
+// TestVolumeCreatedThenSeeded: a volume made by `volume create` is seeded
+// from the image on its first mount while empty, as docker does.
+func TestVolumeCreatedThenSeeded(t *testing.T) {
+	ok(t, "volume", "create", "precreated")
+	t.Cleanup(func() { berthCmd("volume", "rm", "-f", "precreated").Run() })
+	got := ok(t, "run", "--rm", "-v", "precreated:/etc", "busybox", "cat", "/etc/passwd")
+	if !strings.Contains(got, "root:") {
+		t.Fatalf("precreated volume over /etc not seeded: %q", got)
+	}
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(ok(t, "volume", "inspect", "precreated")), &v); err != nil || len(v) != 1 {
+		t.Fatalf("volume inspect: %v %v", v, err)
+	}
+	if mp, _ := v[0]["Mountpoint"].(string); mp != filepath.Join(storeDir, "volumes", "precreated", "_data") {
+		t.Fatalf("mountpoint %q, want docker's layout under %s/volumes", mp, storeDir)
+	}
+}
