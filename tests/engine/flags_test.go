@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,6 +245,14 @@ func TestFlagFilesystem(t *testing.T) {
 func cg(sub, file string) string { return "cat /sys/fs/cgroup/" + sub + "/" + file }
 
 func TestFlagResources(t *testing.T) {
+	// berth has no CAP_SYS_RESOURCE here: a ulimit above its own hard
+	// limit cannot be set.
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		t.Fatal(err)
+	}
+	hard := strconv.FormatUint(nofile.Max, 10)
+	above := strconv.FormatUint(nofile.Max+10000, 10)
 	runFlagCases(t, []flagCase{
 		{name: "memory", args: []string{"--memory", "64m"}, script: cg("memory", "memory.limit_in_bytes"), stdout: "67108864\n"},
 		{name: "memory-swap", args: []string{"--memory", "64m", "--memory-swap", "128m"}, script: cg("memory", "memory.memsw.limit_in_bytes"), stdout: "134217728\n"},
@@ -268,7 +278,10 @@ func TestFlagResources(t *testing.T) {
 			skip: "runtime/container: the Go container init's threads count against pids.max before the exec; with --pids-limit 4 (and often 5 when the command forks) init dies and the start fails with \"read sync: connection reset by peer\""},
 		{name: "ulimit nofile", args: []string{"--ulimit", "nofile=1024:2048"}, script: "ulimit -n; ulimit -Hn", stdout: "1024\n2048\n"},
 		{name: "ulimit nproc soft only", args: []string{"--ulimit", "nproc=512"}, script: "ulimit -u; ulimit -Hu", stdout: "512\n512\n"},
-		{name: "ulimit above hard limit", args: []string{"--ulimit", "nofile=30000:30000"}, script: "true", code: 125, stderr: "nofile", check: func(t *testing.T, r result) {
+		{name: "ulimit above hard limit", args: []string{"--ulimit", "nofile=" + above + ":" + above}, script: "true", code: 125, stderr: "nofile", check: func(t *testing.T, r result) {
+			if !strings.Contains(r.stderr, above) || !strings.Contains(r.stderr, hard) {
+				t.Errorf("the error does not name the limit %s and the hard limit %s: %q", above, hard, r.stderr)
+			}
 			if strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("want one line of error: %q", r.stderr)
 			}
