@@ -42,6 +42,32 @@ func hostCapabilities() ([]string, error) {
 	return out, nil
 }
 
+// privilegedCapabilities returns the capabilities of the running kernel
+// that berth's own bounding set holds: what --privileged and --cap-add
+// ALL give. A capability outside the bounding set cannot be granted (the
+// runtime's capset fails), so asking for it, as on a host without
+// CAP_SYS_RESOURCE, would make every privileged container fail to start.
+func privilegedCapabilities() ([]string, error) {
+	last, err := capability.LastCap()
+	if err != nil {
+		return nil, fmt.Errorf("read the kernel's last capability: %w", err)
+	}
+	var out []string
+	for _, c := range capability.ListKnown() {
+		if c > last {
+			continue
+		}
+		in, err := capability.GetBound(c)
+		if err != nil {
+			return nil, fmt.Errorf("read the bounding set for %s: %w", c, err)
+		}
+		if in {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out, nil
+}
+
 // normalizeCap returns "CAP_X" for "x", "X", "cap_x" or "CAP_X", and
 // "ALL" for any case of "all".
 func normalizeCap(c string) string {
@@ -57,7 +83,8 @@ func normalizeCap(c string) string {
 
 // Capabilities applies docker's --cap-add and --cap-drop to the base set
 // (docker's defaults, or all of the host's for a privileged container).
-// "ALL" adds or drops every capability of the host; names are
+// "ALL" adds every capability berth itself may grant (its bounding set)
+// or drops every capability of the host; names are
 // case-insensitive, with or without the CAP_ prefix; a name the host's
 // kernel does not know is an error naming it. As in docker: --cap-add
 // ALL gives all but the dropped ones; --cap-drop ALL keeps only the
@@ -93,7 +120,11 @@ func Capabilities(base, add, drop []string) ([]string, error) {
 	}
 	set := map[string]bool{}
 	if addAll {
-		for _, c := range known {
+		grantable, err := privilegedCapabilities()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range grantable {
 			set[c] = !slices.Contains(drops, c)
 		}
 	} else if !dropAll {

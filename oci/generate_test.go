@@ -5,11 +5,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	runtimespec "github.com/berth-project/berth/runtime/spec"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -265,7 +267,7 @@ func TestGenerateNetwork(t *testing.T) {
 }
 
 func TestCapabilities(t *testing.T) {
-	all, err := hostCapabilities()
+	all, err := privilegedCapabilities()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,11 +319,48 @@ func TestCapabilities(t *testing.T) {
 	}
 }
 
+// TestPrivilegedCapabilities: --privileged gets exactly the kernel's
+// capabilities that berth's bounding set holds, never one it cannot grant
+// (a host without CAP_SYS_RESOURCE made every privileged container fail).
+func TestPrivilegedCapabilities(t *testing.T) {
+	known, err := hostCapabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := privilegedCapabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bounding set as the kernel reports it, read independently of
+	// the prctl the code uses.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(status), "CapBnd:")
+	hex, _, _ := strings.Cut(strings.TrimSpace(rest), "\n")
+	mask, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		t.Fatalf("CapBnd %q: %v", hex, err)
+	}
+	var want []string
+	for _, c := range capability.ListKnown() {
+		name := "CAP_" + strings.ToUpper(c.String())
+		if slices.Contains(known, name) && mask&(1<<uint(c)) != 0 {
+			want = append(want, name)
+		}
+	}
+	eq(t, "privileged caps", got, want)
+	if len(got) == 0 {
+		t.Fatal("no capability in the bounding set")
+	}
+}
+
 func TestPrivileged(t *testing.T) {
 	in := testInput(t)
 	in.Host.Privileged = true
 	s := generate(t, in)
-	all, err := hostCapabilities()
+	all, err := privilegedCapabilities()
 	if err != nil {
 		t.Fatal(err)
 	}
