@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	units "github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -285,6 +286,13 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 		return nil, err
 	}
 	spec.Root.Path = "rootfs"
+	// Docker creates a missing working directory (root's, 0755), inside
+	// the rootfs: a symlink on the way cannot lead out of it.
+	if cwd := spec.Process.Cwd; cwd != "" && cwd != "/" {
+		if err := pathrs.MkdirAll(rootfs, cwd, 0o755); err != nil {
+			return nil, fmt.Errorf("working directory %s: %w", cwd, err)
+		}
+	}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
