@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -366,15 +367,10 @@ func startCmd(o *options) *cobra.Command {
 				}
 				return nil
 			}
-			var errs []error
-			for _, ref := range args {
-				if _, _, err := s.StartContainer(ctx, ref, engine.StartOptions{}); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return errors.Join(errs...)
+			return forEach(cmd, args, func(ref string) (string, error) {
+				_, _, err := s.StartContainer(ctx, ref, engine.StartOptions{})
+				return ref, err
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout/stderr and forward signals")
@@ -410,19 +406,13 @@ func stopCmd(o *options, use string) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var errs []error
-			for _, ref := range args {
+			return forEach(cmd, args, func(ref string) (string, error) {
 				_, err := s.StopContainer(cmd.Context(), ref, t)
 				if err == nil && use == "restart" {
 					_, _, err = s.StartContainer(cmd.Context(), ref, engine.StartOptions{})
 				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return errors.Join(errs...)
+				return ref, err
+			})
 		},
 	}
 	cmd.Flags().IntVarP(&timeout, "timeout", "t", 10, "seconds to wait before killing the container")
@@ -448,15 +438,9 @@ func killCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var errs []error
-			for _, ref := range args {
-				if err := s.KillContainer(cmd.Context(), ref, n); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return errors.Join(errs...)
+			return forEach(cmd, args, func(ref string) (string, error) {
+				return ref, s.KillContainer(cmd.Context(), ref, n)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send to the container")
@@ -476,15 +460,9 @@ func rmCmd(o *options, use string) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var errs []error
-			for _, ref := range args {
-				if err := s.RemoveContainer(cmd.Context(), ref, opts); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return errors.Join(errs...)
+			return forEach(cmd, args, func(ref string) (string, error) {
+				return ref, s.RemoveContainer(cmd.Context(), ref, opts)
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "force the removal of a running container (SIGKILL)")
@@ -503,16 +481,10 @@ func waitCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var errs []error
-			for _, ref := range args {
+			return forEach(cmd, args, func(ref string) (string, error) {
 				code, err := s.WaitContainer(cmd.Context(), ref)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), code)
-			}
-			return errors.Join(errs...)
+				return strconv.Itoa(code), err
+			})
 		},
 	}
 }
@@ -568,20 +540,12 @@ func pauseCmd(o *options, pause bool) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var errs []error
-			for _, ref := range args {
+			return forEach(cmd, args, func(ref string) (string, error) {
 				if pause {
-					err = s.PauseContainer(cmd.Context(), ref)
-				} else {
-					err = s.UnpauseContainer(cmd.Context(), ref)
+					return ref, s.PauseContainer(cmd.Context(), ref)
 				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return errors.Join(errs...)
+				return ref, s.UnpauseContainer(cmd.Context(), ref)
+			})
 		},
 	}
 }
@@ -602,6 +566,9 @@ func renameCmd(o *options) *cobra.Command {
 	}
 }
 
+// containerPruneWarning is docker's confirmation of "container prune".
+const containerPruneWarning = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+
 func containerPruneCmd(o *options) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
@@ -609,6 +576,12 @@ func containerPruneCmd(o *options) *cobra.Command {
 		Short: "Remove all stopped containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				ok, err := confirm(cmd.InOrStdin(), cmd.OutOrStdout(), containerPruneWarning)
+				if err != nil || !ok {
+					return err
+				}
+			}
 			s, err := o.open()
 			if err != nil {
 				return err
@@ -683,4 +656,20 @@ func portCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// forEach runs fn for each argument, as docker's multi-container commands
+// do: it prints what fn returns for each success, goes on after a failure
+// and returns every failure at the end.
+func forEach(cmd *cobra.Command, args []string, fn func(ref string) (string, error)) error {
+	var errs []error
+	for _, ref := range args {
+		out, err := fn(ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), out)
+	}
+	return errors.Join(errs...)
 }

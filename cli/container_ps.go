@@ -43,11 +43,11 @@ func statusText(c *containers.Container) string {
 		if st.Status == containers.Paused {
 			s += " (Paused)"
 		} else if st.Health != nil {
-			s += " (" + map[string]string{"starting": "health: starting"}[st.Health.Status]
-			if st.Health.Status != "starting" {
-				s += st.Health.Status
+			h := st.Health.Status
+			if h == "starting" {
+				h = "health: starting"
 			}
-			s += ")"
+			s += " (" + h + ")"
 		}
 		return s
 	case containers.Exited:

@@ -350,16 +350,16 @@ func (s *Store) createVolumes(c *containers.Container) error {
 					return err
 				}
 			}
-			v, created, err := vs.Create(m.Name, volume.CreateOptions{Anonymous: m.Anonymous})
+			v, _, err := vs.Create(m.Name, volume.CreateOptions{Anonymous: m.Anonymous})
 			if err != nil {
 				return fmt.Errorf("volume for %s: %w", m.Destination, err)
 			}
 			m.Name, m.Source = v.Name, v.Mountpoint
 			// Docker copies the image's content into a volume mounted
 			// for the first time while it is empty, also one made by
-			// `volume create`; Seed leaves a non-empty volume alone.
-			_ = created
-			if !m.NoCopy {
+			// `volume create`. Only empty ones are worth mounting the
+			// rootfs for.
+			if !m.NoCopy && emptyDir(m.Source) {
 				seed = append(seed, *m)
 			}
 		}
@@ -590,4 +590,15 @@ func (s *Store) imageRunConfig(img Image) (dockerspec.DockerOCIImageConfig, erro
 		return dockerspec.DockerOCIImageConfig{}, fmt.Errorf("image %s: config: %w", img.ID, err)
 	}
 	return cfg.Config, nil
+}
+
+// emptyDir reports whether dir has no entries.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
 }

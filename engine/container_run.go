@@ -106,7 +106,7 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 	c, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
 			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
-			RestartCount: rec.State.RestartCount, Health: healthStarting(rec)}
+			RestartCount: rec.State.RestartCount}
 		return nil
 	})
 	if err != nil {
@@ -139,13 +139,6 @@ func StartErrorCode(msg string) int {
 		return 126
 	}
 	return 125
-}
-
-func healthStarting(c *containers.Container) *containers.Health {
-	if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
-		return &containers.Health{Status: "starting"}
-	}
-	return nil
 }
 
 func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOptions) (_ *monitor.Conn, _ monitor.Started, retErr error) {
@@ -200,27 +193,16 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			return nil, monitor.Started{}, err
 		}
 	}
-	if hc := c.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
-		mo.HealthCmd = []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "healthcheck", c.ID}
-		mo.HealthInterval = durationOr(hc.Interval, 30*time.Second)
-		mo.HealthStartDelay = mo.HealthInterval
-		if hc.StartInterval > 0 {
-			mo.HealthStartDelay = hc.StartInterval
-		}
-	}
+	// Health checks: the monitor can run a command on an interval
+	// (Options.HealthCmd); berth's command that runs the check and records
+	// State.Health is not written yet, so none is configured.
+
 	if opts.Attach {
 		started, conn, err := monitor.StartAttached(ctx, mo)
 		return conn, started, err
 	}
 	started, err := monitor.Start(ctx, mo)
 	return nil, started, err
-}
-
-func durationOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // logLimits reads json-file's max-size and max-file options.
@@ -462,9 +444,6 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		rec.State.Status = containers.Exited
 		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
 		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
-		if rec.State.Health != nil && rec.State.Health.Status == "starting" {
-			rec.State.Health.Status = "unhealthy"
-		}
 		return nil
 	})
 }
