@@ -6,7 +6,8 @@
 // Layout under the root (default /var/lib/berth):
 //
 //	content/             the content store (blobs and ingests)
-//	metadata.db          the metadata database (image names, leases)
+//	metadata.db          the metadata database (images, leases, containers;
+//	                     with its -wal, -shm, .open-lock and .gc-lock files)
 //	snapshots/overlay/   the overlay snapshotter, or, where overlayfs is
 //	snapshots/native/    unusable, the native (copying) snapshotter
 //

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-project/berth/content"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/metadata"
 )
@@ -48,11 +49,13 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 	}
 	out := make([]Image, 0, len(recs))
 	for _, rec := range recs {
-		img, err := s.load(rec)
+		img, ok, err := s.loadLive(ctx, rec)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, img)
+		if ok {
+			out = append(out, img)
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name != "" && out[j].Name == "" })
 	return out, nil
@@ -90,11 +93,14 @@ func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
 	if full, err := NormalizeName(name); err == nil {
 		rec, err := s.db.GetImage(ctx, full)
 		if err == nil {
-			img, err := s.load(rec)
+			img, ok, err := s.loadLive(ctx, rec)
 			if err != nil {
 				return nil, err
 			}
-			return []Image{img}, nil
+			if ok {
+				return []Image{img}, nil
+			}
+			err = metadata.ErrNotFound
 		}
 		if !errors.Is(err, metadata.ErrNotFound) {
 			return nil, err
@@ -122,6 +128,26 @@ func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("image %q %w", name, ErrNotFound)
+}
+
+// loadLive loads the image record rec, read a moment ago. An image that
+// another process removed since (its record gone or retargeted, so its
+// blobs may have been collected) is skipped (ok false) rather than
+// reported as missing content: listing never fails because of a
+// concurrent rmi.
+func (s *Store) loadLive(ctx context.Context, rec metadata.Image) (_ Image, ok bool, _ error) {
+	img, err := s.load(rec)
+	if err == nil {
+		return img, true, nil
+	}
+	if !errors.Is(err, content.ErrNotFound) {
+		return Image{}, false, err
+	}
+	now, gerr := s.db.GetImage(ctx, rec.Name)
+	if errors.Is(gerr, metadata.ErrNotFound) || (gerr == nil && now.Target.Digest != rec.Target.Digest) {
+		return Image{}, false, nil
+	}
+	return Image{}, false, err
 }
 
 // load reads the manifest and config of an image record.

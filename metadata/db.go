@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	// The SQLite driver, registered as "sqlite3".
 	_ "github.com/mattn/go-sqlite3"
 )
@@ -66,6 +68,18 @@ func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
 	}
+	// Opening the first connection (which may create the file and switch
+	// it to WAL) and migrating are done by one process at a time: SQLite
+	// reports "database is locked" without waiting when processes race to
+	// create and convert a new file. The lock is held for milliseconds,
+	// so waiting for it is bounded by the busy timeout too.
+	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
+	defer cancel()
+	unlock, err := lockFile(ctx, abs+".open-lock", unix.LOCK_EX)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
+	}
+	defer unlock()
 	w, err := sql.Open("sqlite3", dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
@@ -74,7 +88,7 @@ func Open(path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	db := &DB{path: abs, w: w, now: time.Now}
-	if err := db.migrate(context.Background()); err != nil {
+	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
 	}

@@ -18,7 +18,11 @@
 //
 // The schema is versioned (table schema_version); Open applies the missing
 // migrations in one transaction and refuses a database whose version is
-// newer than this berth knows (ErrSchemaTooNew).
+// newer than this berth knows (ErrSchemaTooNew). Open holds an exclusive
+// flock(2) on <db>.open-lock while it connects and checks the schema: SQLite
+// fails at once with "database is locked", without its busy handler, when
+// processes race to create a new file and switch it to WAL. A current
+// schema costs Open one read, never the write lock.
 //
 // # Leases and garbage collection
 //

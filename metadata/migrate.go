@@ -62,6 +62,12 @@ func SchemaVersion() int { return len(migrations) }
 // version check and every pending migration commit together or not at all,
 // and two processes opening a new database at once apply them once.
 func (db *DB) migrate(ctx context.Context) error {
+	// The common case, a current schema, costs one read and no write
+	// lock: opening the store never waits for another process's write.
+	var current int
+	if err := db.w.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&current); err == nil && current == len(migrations) {
+		return nil
+	}
 	return db.update(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 			version INTEGER NOT NULL

@@ -71,6 +71,16 @@ func runHelper(mode string) error {
 			}
 		}
 		return nil
+	case "opener":
+		// Wait for the parent to start every opener, then open the
+		// database (maybe creating it) and write once.
+		io.Copy(io.Discard, os.Stdin)
+		db, err := Open(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PutImage(ctx, Image{Name: prefix, Target: testDescriptor(prefix)})
 	case "hold-tx":
 		// Write in a transaction, then stop in the middle of it until
 		// killed.
@@ -167,6 +177,50 @@ func TestTwoProcesses(t *testing.T) {
 	for _, img := range imgs {
 		if img.Target.Digest != testDescriptor(img.Name).Digest {
 			t.Fatalf("image %s has target %s", img.Name, img.Target.Digest)
+		}
+	}
+}
+
+// TestConcurrentCreate has eight processes open a database that none has
+// created yet at the same moment, over and over: each open succeeds (the
+// first one creates and migrates it, the others wait for it rather than
+// fail with "database is locked"), and each process's write is there.
+func TestConcurrentCreate(t *testing.T) {
+	const rounds, procs = 10, 8
+	for round := 0; round < rounds; round++ {
+		path := filepath.Join(t.TempDir(), "metadata.db")
+		var stdins []io.WriteCloser
+		var waits []func() error
+		var stderrs []*bytes.Buffer
+		for i := 0; i < procs; i++ {
+			cmd := helperCommand(t, "opener", envDB+"="+path, envPrefix+"="+fmt.Sprintf("p%d", i))
+			stderr := &bytes.Buffer{}
+			cmd.Stderr = stderr
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stdins, waits, stderrs = append(stdins, stdin), append(waits, cmd.Wait), append(stderrs, stderr)
+		}
+		for _, in := range stdins {
+			in.Close()
+		}
+		for i, wait := range waits {
+			if err := wait(); err != nil {
+				t.Fatalf("round %d: opener %d: %v\n%s", round, i, err, stderrs[i])
+			}
+		}
+		db, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs, err := db.ListImages(context.Background(), nil)
+		db.Close()
+		if err != nil || len(imgs) != procs {
+			t.Fatalf("round %d: %d images, want %d (%v)", round, len(imgs), procs, err)
 		}
 	}
 }
