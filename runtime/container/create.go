@@ -77,7 +77,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 			return nil, nil, err
 		}
 	}
-	filter, err := validateSystem(s)
+	filter, err := r.validateSystem(s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
 	}
@@ -282,14 +282,20 @@ func initError(err error) error {
 	return err
 }
 
+// seccompCacheDir is the directory of compiled seccomp programs in the
+// runtime's root: '~' is not allowed in container ids, so it never clashes
+// with a container's directory.
+const seccompCacheDir = "~seccomp"
+
 // validateSystem checks the parts of the config that depend on this
 // machine or on the kernel, before anything is created, and compiles the
-// seccomp profile (which validates it).
-func validateSystem(s *specs.Spec) (*seccomp.Program, error) {
+// seccomp profile (which validates it), through the cache in the
+// runtime's root: the containers of one profile compile it once.
+func (r *Runtime) validateSystem(s *specs.Spec) (*seccomp.Program, error) {
 	if err := checkSystem(s); err != nil {
 		return nil, err
 	}
-	return seccomp.Compile(s.Linux.Seccomp)
+	return seccomp.Cache{Dir: filepath.Join(r.Root, seccompCacheDir)}.Compile(s.Linux.Seccomp)
 }
 
 func checkSystem(s *specs.Spec) error {

@@ -99,7 +99,7 @@ func (r *Runtime) Exec(c *Container, o ExecOpts) (int, error) {
 	if err := spec.ValidateProcess(o.Process); err != nil {
 		return -1, err
 	}
-	filter, err := validateSystem(&specs.Spec{Process: o.Process, Linux: c.State.Spec.Linux})
+	filter, err := r.validateSystem(&specs.Spec{Process: o.Process, Linux: c.State.Spec.Linux})
 	if err != nil {
 		return -1, err
 	}
