@@ -195,6 +195,12 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 		}
 	}
 	defer conn.Close()
+	if rp := c.HostConfig.RestartPolicy.Name; rp == "" || rp == "no" {
+		// This process cleans up after the exit (WaitContainer below):
+		// the monitor need not start another berth for it. With a
+		// restart policy the monitor's cleanup decides what follows.
+		conn.ClaimCleanup()
+	}
 	stdin := int(os.Stdin.Fd())
 	tty := c.Config.Tty && term.IsTerminal(stdin)
 	if tty {

@@ -44,7 +44,8 @@
 // When the container's init exits it drains the output (for at most a
 // second: a grandchild may hold the pipes), writes RunDir/exit
 // atomically ("CODE FINISHED_UNIX_NANOS\n", CODE in shell form), sends
-// clients the exit frame, starts ExitCommand and exits.
+// clients the exit frame, starts ExitCommand (unless a client that
+// claimed the cleanup got the exit frame) and exits.
 //
 // If the init the pid file names is not the monitor's child (the runtime
 // reaped it itself), its status is unknown and the exit file says 255.
@@ -57,7 +58,9 @@
 // RunDir/attach is a stream socket; frames both ways are 1 byte type,
 // 4 bytes big-endian payload length, payload. Client to monitor: 0 stdin
 // data, 1 close stdin (honoured with StdinOnce, like docker; with a
-// terminal it sends ^D), 2 resize (uint16 rows, uint16 cols, big-endian).
+// terminal it sends ^D), 2 resize (uint16 rows, uint16 cols, big-endian),
+// 3 claim (the client runs the cleanup: if a claiming client receives the
+// exit frame, the monitor does not start ExitCommand).
 // Monitor to client: 1 stdout, 2 stderr, 3 exit (int32 code, big-endian,
 // the last frame). A client more than 1 MiB behind is dropped without an
 // exit frame; it can read the exit file instead. With StdinOnce, the disconnection of a client that

@@ -267,7 +267,10 @@ static void read_config(void)
 		die("monitor: allocate configuration");
 	if (read_all(sync_fd, b, len) < 0)
 		die("monitor: read configuration");
-	for (char *r = b; r < b + len; r += strlen(r) + 1) {
+	for (char *r = b, *next; r < b + len; r = next) {
+		// The entry's end is taken before its '=' is cut: a value may
+		// hold '=' itself (a path, an argument "a=b").
+		next = r + strlen(r) + 1;
 		char *v = strchr(r, '=');
 		if (v == NULL)
 			continue;
@@ -509,6 +512,7 @@ static void log_entry(const char *stream, const char *p, size_t n)
 struct client {
 	int fd;
 	int sent_stdin; // sent a stdin frame: its leaving closes stdin (StdinOnce)
+	int claims;	// sent a claim frame: it runs the cleanup when told the exit
 	struct buf out, in;
 };
 
@@ -627,6 +631,9 @@ static void handle_frame(struct client *c, int type, const char *p, uint32_t n)
 			ws.ws_col = (unsigned short)(u[2] << 8 | u[3]);
 			ioctl(pty_fd, TIOCSWINSZ, &ws);
 		}
+		break;
+	case 3: // claim: this client cleans up after the exit
+		c->claims = 1;
 		break;
 	}
 }
@@ -1217,20 +1224,25 @@ static void monitor_main(void)
 	frame_header(h, 3, 4);
 	h[5] = (char)(code >> 24), h[6] = (char)(code >> 16), h[7] = (char)(code >> 8), h[8] = (char)code;
 	struct timeval tv = {2, 0};
+	int claimed = 0; // a claiming client got the exit frame
 	while (nclients > 0) {
 		struct client *c = clients[nclients - 1];
 		int fl = fcntl(c->fd, F_GETFL);
 		if (fl >= 0)
 			fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
 		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (buf_append(&c->out, h, 9, CLIENT_BUF_MAX + 9) == 0)
-			write_all(c->fd, c->out.p, c->out.len);
+		if (buf_append(&c->out, h, 9, CLIENT_BUF_MAX + 9) == 0 && write_all(c->fd, c->out.p, c->out.len) == 0 &&
+		    c->claims)
+			claimed = 1;
 		c->sent_stdin = 0;
 		drop_client(nclients - 1);
 	}
 	close(lfd);
 	cleanup_files();
-	if (cfg.exitcmd.n > 0)
+	// A client that claimed the cleanup and got the exit frame does it
+	// (or, if it dies first, the next berth command finds the exit file
+	// and a dead monitor, and does it): no exit command.
+	if (cfg.exitcmd.n > 0 && !claimed)
 		spawn_detached(cfg.exitcmd.v);
 	_exit(0);
 }

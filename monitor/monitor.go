@@ -289,6 +289,7 @@ const (
 	frameStdin      = 0
 	frameCloseStdin = 1
 	frameResize     = 2
+	frameClaim      = 3
 	frameStdout     = 1
 	frameStderr     = 2
 	frameExit       = 3
@@ -398,6 +399,13 @@ func (c *Conn) Resize(rows, cols uint16) error {
 	binary.BigEndian.PutUint16(p[2:], cols)
 	return c.frame(frameResize, p[:])
 }
+
+// ClaimCleanup tells the monitor that this client runs the cleanup after
+// the container exits (as berth's foreground run does), so the monitor
+// does not start Options.ExitCommand once it has sent this client the
+// exit frame. A client that disconnects first loses its claim; one that
+// dies after the exit frame leaves the exit file for the next reader.
+func (c *Conn) ClaimCleanup() error { return c.frame(frameClaim, nil) }
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }

@@ -687,3 +687,49 @@ func TestStuckClient(t *testing.T) {
 		t.Errorf("stuck client got exit code %d, want none", code)
 	}
 }
+
+// TestClaimCleanup: a client that claimed the cleanup and received the
+// exit frame stops the monitor from starting the exit command; a client
+// that claimed and went away before the exit does not.
+func TestClaimCleanup(t *testing.T) {
+	for _, stay := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stay=%v", stay), func(t *testing.T) {
+			c := newCtr(t, []string{"sleep", "0.5"}, nil)
+			o := c.opts()
+			o.Attach = true
+			marker := filepath.Join(t.TempDir(), "exited")
+			o.ExitCommand = []string{"/bin/sh", "-c", "echo ran > \"$0\"", marker}
+			conn := c.startAttached(o)
+			if err := conn.ClaimCleanup(); err != nil {
+				t.Fatal(err)
+			}
+			if stay {
+				code, err := conn.Stream(io.Discard, io.Discard)
+				if err != nil || code != 0 {
+					t.Fatalf("Stream = %d, %v", code, err)
+				}
+			} else {
+				conn.Close()
+			}
+			c.waitExit()
+			waitGone(t, c.started.MonitorPID)
+			// The exit command is started before the monitor exits;
+			// give a started shell time to write.
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				_, err := os.Stat(marker)
+				ran := err == nil
+				if ran && stay {
+					t.Fatal("the exit command ran although the claiming client got the exit frame")
+				}
+				if ran || time.Now().After(deadline) {
+					if !ran && !stay {
+						t.Fatal("the exit command did not run after the claiming client left")
+					}
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
