@@ -254,6 +254,22 @@ func (s *snapshotter) Commit(name, key string, opts ...Opt) error {
 	if err := s.checkOpen("commit", key); err != nil {
 		return err
 	}
+	// A committed snapshot never changes: its usage is measured once,
+	// now, rather than by walking its tree on every Usage (every image
+	// listing and lookup).
+	var du *usage
+	if err := s.ms.view(func(tx metaTx) error {
+		if r, ok := tx.get(key); ok && r.Kind == KindActive {
+			size, inodes, err := diskUsage(s.fsDir(r.ID))
+			if err != nil {
+				return fmt.Errorf("commit %q as %q: usage: %w", key, name, err)
+			}
+			du = &usage{Size: size, Inodes: inodes}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	var committed *record
 	err := s.ms.update(func(tx metaTx) error {
 		r, ok := tx.get(key)
@@ -273,7 +289,7 @@ func (s *snapshotter) Commit(name, key string, opts ...Opt) error {
 			}
 		}
 		n := *r
-		n.Key, n.Kind, n.Created, n.Labels = name, KindCommitted, time.Now().UTC(), info.Labels
+		n.Key, n.Kind, n.Created, n.Labels, n.Usage = name, KindCommitted, time.Now().UTC(), info.Labels, du
 		if info.Parent != r.Parent {
 			if err := s.rebase(tx, &n, info.Parent); err != nil {
 				return fmt.Errorf("commit %q as %q on %q: %w", key, name, info.Parent, err)
@@ -403,6 +419,10 @@ func (s *snapshotter) Usage(key string) (int64, int64, error) {
 		r, ok := tx.get(key)
 		if !ok {
 			return fmt.Errorf("usage %q: %w", key, ErrNotFound)
+		}
+		if r.Kind == KindCommitted && r.Usage != nil {
+			size, inodes = r.Usage.Size, r.Usage.Inodes
+			return nil
 		}
 		var err error
 		size, inodes, err = diskUsage(s.fsDir(r.ID))

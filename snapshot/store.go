@@ -24,6 +24,17 @@ type record struct {
 	ParentID uint64            `json:"parentID,omitempty"`
 	Created  time.Time         `json:"created"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Usage is a committed snapshot's disk usage, measured when it was
+	// committed (its files never change after): Usage reads it instead
+	// of walking the tree. Nil for active snapshots and for records
+	// written before it was kept.
+	Usage *usage `json:"usage,omitempty"`
+}
+
+// usage is what Snapshotter.Usage reports: bytes allocated and inodes.
+type usage struct {
+	Size   int64 `json:"size"`
+	Inodes int64 `json:"inodes"`
 }
 
 func (r *record) info() Info {

@@ -151,7 +151,8 @@ func fmtErr(err error) string {
 }
 
 func TestLabelsAndUsage(t *testing.T) {
-	s := newOverlay(t, t.TempDir())
+	root := t.TempDir()
+	s := newOverlay(t, root)
 	m, err := s.Prepare("a", "", WithLabels(map[string]string{"k": "v"}))
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +173,20 @@ func TestLabelsAndUsage(t *testing.T) {
 	if err := s.Commit("c", "a"); err != nil {
 		t.Fatal(err)
 	}
+	// A committed snapshot's usage was measured at commit and is read
+	// from its record: a file that appeared since (which cannot happen
+	// to a real committed snapshot) does not count, and neither does a
+	// walk of the tree.
+	writeFiles(t, dir, map[string]string{"late": strings.Repeat("l", 50000)})
+	if csize, cinodes, err := s.Usage("c"); err != nil || csize != size || cinodes != inodes {
+		t.Errorf("Usage(c) = %d bytes, %d inodes, %v; want the %d, %d measured at commit", csize, cinodes, err, size, inodes)
+	}
+	// Reopened, the record still has it.
+	s2 := newOverlay(t, root)
+	if csize, cinodes, err := s2.Usage("c"); err != nil || csize != size || cinodes != inodes {
+		t.Errorf("reopened: Usage(c) = %d bytes, %d inodes, %v; want %d, %d", csize, cinodes, err, size, inodes)
+	}
+	os.Remove(filepath.Join(dir, "late"))
 	if info, _ := s.Stat("c"); info.Labels["k"] != "v" {
 		t.Errorf("labels not kept by Commit: %v", info.Labels)
 	}
