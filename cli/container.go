@@ -409,7 +409,10 @@ func stopCmd(o *options, use string) *cobra.Command {
 			return forEach(cmd, args, func(ref string) (string, error) {
 				_, err := s.StopContainer(cmd.Context(), ref, t)
 				if err == nil && use == "restart" {
-					_, _, err = s.StartContainer(cmd.Context(), ref, engine.StartOptions{})
+					var c *containers.Container
+					if c, _, err = s.StartContainer(cmd.Context(), ref, engine.StartOptions{}); err == nil {
+						s.ContainerEvent(cmd.Context(), c, "restart")
+					}
 				}
 				return ref, err
 			})
@@ -509,6 +512,7 @@ func attachCmd(o *options) *cobra.Command {
 			if c.State.Status != containers.Running {
 				return fmt.Errorf("you cannot attach to a stopped container, start it first")
 			}
+			s.ContainerEvent(cmd.Context(), c, "attach")
 			code, err := attachRun(cmd, s, c, &runFlags{interactive: !noStdin, detachKeys: detachKeys, sigProxy: sigProxy}, false)
 			if err != nil {
 				return err
