@@ -48,6 +48,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 		rmCmd(o, "rm"), psCmd(o, "ps"), logsCmd(o), execCmd(o), attachCmd(o), waitCmd(o), containerInspectCmd(o, "inspect", true),
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))
 	root.AddCommand(volumeCmd(o))
+	addObsCommands(ctr, root, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.
@@ -415,7 +416,10 @@ func stopCmd(o *options, use string) *cobra.Command {
 			return forEach(cmd, args, func(ref string) (string, error) {
 				_, err := s.StopContainer(cmd.Context(), ref, t)
 				if err == nil && use == "restart" {
-					_, _, err = s.StartContainer(cmd.Context(), ref, engine.StartOptions{})
+					var c *containers.Container
+					if c, _, err = s.StartContainer(cmd.Context(), ref, engine.StartOptions{}); err == nil {
+						s.ContainerEvent(cmd.Context(), c, "restart")
+					}
 				}
 				return ref, err
 			})
@@ -515,6 +519,7 @@ func attachCmd(o *options) *cobra.Command {
 			if c.State.Status != containers.Running {
 				return fmt.Errorf("you cannot attach to a stopped container, start it first")
 			}
+			s.ContainerEvent(cmd.Context(), c, "attach")
 			code, err := attachRun(cmd, s, c, &runFlags{interactive: !noStdin, detachKeys: detachKeys, sigProxy: sigProxy}, false)
 			if err != nil {
 				return err

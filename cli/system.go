@@ -22,7 +22,7 @@ func addSystemCommands(root, image *cobra.Command, o *options) {
 		Short: "Manage the image store",
 		Args:  cobra.NoArgs,
 	}
-	system.AddCommand(checkCmd(o), dfCmd(o))
+	system.AddCommand(checkCmd(o), dfCmd(o), eventsCmd(o))
 	root.AddCommand(system)
 	image.AddCommand(pruneCmd(o))
 }

@@ -100,10 +100,11 @@ func volumeCreateCmd(o *options) *cobra.Command {
 				_, _ = rand.Read(b)
 				name = hex.EncodeToString(b)
 			}
-			v, _, err := vs.Create(name, volume.CreateOptions{Labels: l, Options: op})
+			v, created, err := vs.Create(name, volume.CreateOptions{Labels: l, Options: op})
 			if err != nil {
 				return err
 			}
+			s.VolumeEvents(cmd.Context(), "create", map[bool][]string{true: {v.Name}}[created])
 			fmt.Fprintln(cmd.OutOrStdout(), v.Name)
 			return nil
 		},
@@ -469,6 +470,7 @@ func removeVolume(ctx context.Context, s *engine.Store, vs *volume.Store, name s
 	if errors.Is(err, volume.ErrInUse) {
 		return volumeInUseError(name, users)
 	}
+	s.VolumeEvents(ctx, "destroy", map[bool][]string{true: {name}}[err == nil])
 	return err
 }
 
@@ -506,6 +508,7 @@ func volumePruneCmd(o *options) *cobra.Command {
 			}
 			defer s.Close()
 			removed, bytes, err := vs.Prune(s.VolumeInUse, all)
+			s.VolumeEvents(cmd.Context(), "destroy", removed)
 			printPruned(out, removed)
 			if err != nil {
 				return err

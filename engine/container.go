@@ -132,6 +132,7 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 	if err := s.createVolumes(c); err != nil {
 		return nil, err
 	}
+	s.containerEvent(ctx, c, "create")
 	return c, nil
 }
 
@@ -350,10 +351,11 @@ func (s *Store) createVolumes(c *containers.Container) error {
 					return err
 				}
 			}
-			v, _, err := vs.Create(m.Name, volume.CreateOptions{Anonymous: m.Anonymous})
+			v, created, err := vs.Create(m.Name, volume.CreateOptions{Anonymous: m.Anonymous})
 			if err != nil {
 				return fmt.Errorf("volume for %s: %w", m.Destination, err)
 			}
+			s.VolumeEvents(context.Background(), "create", map[bool][]string{true: {v.Name}}[created])
 			m.Name, m.Source = v.Name, v.Mountpoint
 			// Docker copies the image's content into a volume mounted
 			// for the first time while it is empty, also one made by
@@ -438,6 +440,7 @@ func (s *Store) destroy(ctx context.Context, c *containers.Container, volumes bo
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	s.containerEvent(ctx, c, "destroy")
 	return nil
 }
 
@@ -468,6 +471,7 @@ func (s *Store) removeAnonymousVolumes(c *containers.Container) error {
 			}
 		}
 		err := vs.Remove(m.Name, func(name string) bool { return s.volumeInUse(name, c.ID) })
+		s.VolumeEvents(context.Background(), "destroy", map[bool][]string{true: {m.Name}}[err == nil])
 		if err != nil && !errors.Is(err, volume.ErrNotFound) {
 			errs = append(errs, err)
 		}
@@ -553,13 +557,17 @@ func (s *Store) RenameContainer(ctx context.Context, ref, newName string) error 
 		return err
 	}
 	newName = strings.TrimPrefix(newName, "/")
-	_, err := s.db.UpdateContainer(ctx, ref, func(c *containers.Container) error {
+	oldName := ""
+	c, err := s.db.UpdateContainer(ctx, ref, func(c *containers.Container) error {
 		if c.Name == newName {
 			return fmt.Errorf("renaming a container with the same name as its current name: %w", ErrConflict)
 		}
-		c.Name = newName
+		oldName, c.Name = c.Name, newName
 		return nil
 	})
+	if err == nil {
+		s.containerEvent(ctx, c, "rename", "oldName", "/"+oldName)
+	}
 	if errors.Is(err, metadata.ErrNameInUse) {
 		return fmt.Errorf("error when allocating new name: %w", errors.Join(err, ErrConflict))
 	}

@@ -28,7 +28,7 @@ type ExecOptions struct {
 // container's capabilities, seccomp profile and cgroup, and returns its
 // exit code (0 when detached). A command that cannot be run gives a
 // *StartError with docker's 126 or 127.
-func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (int, error) {
+func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (code int, _ error) {
 	c, err := s.Container(ctx, ref)
 	if err != nil {
 		return -1, err
@@ -62,7 +62,8 @@ func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (int, error
 		}
 		p.User = u
 	}
-	code, err := rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio})
+	defer s.execEvents(ctx, c, o)(&code)
+	code, err = rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio})
 	if err != nil {
 		return -1, &StartError{Code: StartErrorCode(err.Error()), Err: err}
 	}

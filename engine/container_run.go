@@ -115,6 +115,7 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 		}
 		return nil, nil, err
 	}
+	s.containerEvent(ctx, c, "start")
 	return c, conn, nil
 }
 
@@ -426,6 +427,7 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		}
 		finished = time.Now().UTC()
 	}
+	s.containerEvent(ctx, c, "die", "exitCode", strconv.Itoa(code))
 	rt := s.runtime()
 	if err := rt.deleteState(c.ID); err != nil {
 		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
@@ -490,6 +492,7 @@ func (s *Store) KillContainer(ctx context.Context, ref string, sig unix.Signal) 
 	if err := rc.Kill(sig, false); err != nil {
 		return fmt.Errorf("cannot kill container: %s: %w", ref, err)
 	}
+	s.containerEvent(ctx, c, "kill", "signal", strconv.Itoa(int(sig)))
 	if c.State.Status == containers.Paused && sig == unix.SIGKILL {
 		rc.Resume()
 	}
@@ -525,6 +528,7 @@ func (s *Store) StopContainer(ctx context.Context, ref string, timeout *int) (*c
 	}
 	if wait != 0 {
 		rc.Kill(sig, false)
+		s.containerEvent(ctx, c, "kill", "signal", strconv.Itoa(int(sig)))
 		if c.State.Status == containers.Paused {
 			rc.Resume()
 		}
@@ -551,6 +555,7 @@ func (s *Store) cleanupAfterExit(ctx context.Context, c *containers.Container) (
 	if err != nil {
 		return nil, err
 	}
+	s.containerEvent(ctx, c, "stop")
 	if nc == nil {
 		return c, nil // removed (--rm)
 	}
@@ -709,6 +714,7 @@ func (s *Store) setPaused(ctx context.Context, ref string, pause bool) error {
 		rec.State.Status = want
 		return nil
 	})
+	s.containerEvent(ctx, c, map[bool]string{true: "pause", false: "unpause"}[pause])
 	return err
 }
 

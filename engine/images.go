@@ -221,6 +221,7 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
+	defer s.imageEvent(ctx, "tag", img.ID.String(), name)
 	return s.putName(ctx, name, img.Target, img.ID)
 }
 
@@ -308,6 +309,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResu
 	} else if len(left) == 0 {
 		res.Deleted = append(res.Deleted, id)
 	}
+	s.removeEvents(ctx, id, res)
 	if _, err := s.GC(ctx); err != nil {
 		return res, err
 	}

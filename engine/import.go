@@ -87,6 +87,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, ref string, changes []s
 	if err := s.putName(ctx, name, mfDesc, configDesc.Digest); err != nil {
 		return ocispec.Descriptor{}, err
 	}
+	s.imageEvent(ctx, "import", configDesc.Digest.String(), name)
 	return configDesc, nil
 }
 

@@ -163,6 +163,7 @@ func (l *loader) record(imgs []Loaded, extra string) ([]Loaded, error) {
 			if err := l.s.putName(l.ctx, name, img.Target, img.ID); err != nil {
 				return nil, err
 			}
+			l.s.imageEvent(l.ctx, "load", img.ID.String(), name)
 		}
 	}
 	return imgs, nil

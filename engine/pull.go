@@ -75,6 +75,7 @@ func (s *Store) Pull(ctx context.Context, repo *registry.Repository, ref referen
 	if err != nil {
 		return Pulled{}, fmt.Errorf("pull %s: %w", ref.Familiar(), err)
 	}
+	s.imageEvent(ctx, "pull", ref.Familiar(), ref.Familiar())
 	return out, nil
 }
 

@@ -39,6 +39,7 @@ func (s *Store) Push(ctx context.Context, repo *registry.Repository, img string,
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", dst.Familiar(), err)
 	}
+	s.imageEvent(ctx, "push", dst.Familiar(), dst.Familiar())
 	return desc, nil
 }
 

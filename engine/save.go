@@ -70,6 +70,7 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format str
 	if err := tw.tw.Close(); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	s.saveEvents(ctx, imgs)
 	return nil
 }
 
@@ -105,6 +106,7 @@ func (s *Store) SaveLayout(ctx context.Context, dir string, refs []string) (err 
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
 		return fmt.Errorf("save: rename to %s: %w", dir, err)
 	}
+	s.saveEvents(ctx, imgs)
 	return nil
 }
 
