@@ -189,9 +189,15 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		cfg.ConsoleFd = next
 	}
 	// The cgroup is made and its limits set while stage 0 execs; once it
-	// runs, only its pid is moved in.
+	// runs, only its pid is moved in. The pids limit waits until init is
+	// ready: init is a Go program whose runtime starts threads, and a
+	// small limit (docker's --pids-limit 1..4) would keep it from
+	// booting; it limits the user's program, which init becomes.
 	var cgWait sync.WaitGroup
 	var cgErr error
+	res := cgroupResources(s.Linux)
+	pidsLimit := res.Pids
+	res.Pids = nil
 	cgWait.Add(1)
 	go func() {
 		defer cgWait.Done()
@@ -203,7 +209,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 			// the default device rules anyway.
 			return
 		}
-		cgErr = cg.Set(cgroupResources(s.Linux))
+		cgErr = cg.Set(res)
 	}()
 	defer cgWait.Wait() // before the cleanup above removes the cgroup
 	sp.placed = func(pid int) error {
@@ -239,6 +245,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		}
 		if m.Type == msgReady {
 			r.Log.Debug("init ready", "id", o.ID)
+			if pidsLimit != nil {
+				if err := cg.Set(&specs.LinuxResources{Pids: pidsLimit}); err != nil {
+					return nil, nil, err
+				}
+			}
 			break
 		}
 		if m.Type != msgHooks {
