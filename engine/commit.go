@@ -73,10 +73,47 @@ func (s *Store) Diff(ctx context.Context, ref string) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff container %s: %w", c.Name, err)
 	}
-	skip := mountPoints(c)
-	changes = slices.DeleteFunc(changes, func(ch Change) bool { return skip[ch.Path] })
 	slices.SortFunc(changes, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
-	return changes, nil
+	return dropMountPoints(changes, mountPoints(c)), nil
+}
+
+// dropMountPoints leaves out the changes at the mount points skip, and
+// the directories above them that show as changed only because of them
+// (overlayfs copied them up to create the mount point), as docker, which
+// makes mount points in a layer of its own, shows none. changes are
+// sorted by path.
+func dropMountPoints(changes []Change, skip map[string]bool) []Change {
+	parents := map[string]bool{}
+	for p := range skip {
+		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+			parents[d] = true
+		}
+	}
+	var out []Change
+	for i, ch := range changes {
+		if skip[ch.Path] {
+			continue
+		}
+		if ch.Kind == Modified && parents[ch.Path] {
+			// Kept only if a real change lies under it.
+			real := false
+			for _, next := range changes[i+1:] {
+				// Not a break: "/etc-x" sorts between "/etc" and "/etc/x".
+				if !strings.HasPrefix(next.Path, ch.Path+"/") {
+					continue
+				}
+				if !skip[next.Path] && !parents[next.Path] {
+					real = true
+					break
+				}
+			}
+			if !real {
+				continue
+			}
+		}
+		out = append(out, ch)
+	}
+	return out
 }
 
 // mountPoints are the paths where the runtime mounts something over the

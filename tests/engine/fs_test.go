@@ -279,6 +279,19 @@ func TestDiff(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("diff:\n got %q\nwant %q", got, want)
 	}
+	// A container that changed nothing has no changes: what the runtime
+	// mounts over the rootfs is not the container's.
+	newCtr(t, "diff-none", false, "true")
+	ok(t, "start", "-a", "diff-none")
+	if got := ok(t, "diff", "diff-none"); got != "" {
+		t.Errorf("diff of a container that changed nothing: %q", got)
+	}
+	// A running container's changes show at once.
+	newCtr(t, "diff-run", true)
+	ok(t, "exec", "diff-run", "touch", "/root/live")
+	if got := ok(t, "diff", "diff-run"); got != "C /root\nA /root/live\n" {
+		t.Errorf("diff of a running container: %q", got)
+	}
 	if r := berth(t, "container", "diff", "no-such-ctr"); r.code != 1 {
 		t.Errorf("diff of a missing container: %v", r)
 	}
@@ -326,6 +339,15 @@ func TestCommit(t *testing.T) {
 	}
 	if got := ok(t, "run", "--rm", "commit-img:1", "sh", "-c", "echo $FOO"); got != "bar\n" {
 		t.Errorf("--change ENV: %q", got)
+	}
+	// A stopped container, without a name: a dangling image, its
+	// command changed by -c, runnable by ID.
+	newCtr(t, "commit-stopped", false, "sh", "-c", "echo again > /root/f")
+	ok(t, "start", "-a", "commit-stopped")
+	id2 := strings.TrimSpace(ok(t, "container", "commit", "-c", `CMD ["cat", "/root/f"]`, "commit-stopped"))
+	t.Cleanup(func() { berthCmd("rmi", "-f", id2).Run() })
+	if got := ok(t, "run", "--rm", id2); got != "again\n" {
+		t.Errorf("run of committed image %s: %q", id2, got)
 	}
 	if r := berth(t, "commit", "no-such-ctr"); r.code != 1 {
 		t.Errorf("commit of a missing container: %v", r)
