@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -500,10 +501,39 @@ func (s *Store) commitLayer(ctx context.Context, lease string, c *containers.Con
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.DiffOverlayUpper(pw, upper)) }()
-	desc, diffID, err := s.writeLayer(ctx, lease, pr)
+	fr, fw := io.Pipe()
+	go func() { fw.CloseWithError(dropEntries(fw, pr, mountPoints(c))) }()
+	desc, diffID, err := s.writeLayer(ctx, lease, fr)
+	fr.Close()
 	pr.Close()
 	if err != nil {
 		return ocispec.Descriptor{}, "", fmt.Errorf("commit container %s: %w", c.Name, err)
 	}
 	return desc, diffID, nil
+}
+
+// dropEntries copies the tar stream r to w without the entries at the
+// paths skip (absolute container paths): the mount points the runtime
+// created in the container's upper directory are not the container's
+// changes.
+func dropEntries(w io.Writer, r io.Reader, skip map[string]bool) error {
+	tr, tw := tar.NewReader(r), tar.NewWriter(w)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		if skip[path.Clean("/"+hdr.Name)] {
+			continue
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }

@@ -349,6 +349,27 @@ func TestCommit(t *testing.T) {
 	if got := ok(t, "run", "--rm", id2); got != "again\n" {
 		t.Errorf("run of committed image %s: %q", id2, got)
 	}
+	// The new layer holds the container's change only, not the mount
+	// points the runtime made: a container of the image starts clean.
+	newCtr(t, "commit-child", false, "true")
+	cleanupContainer(t, "commit-child")
+	ok(t, "rm", "commit-child")
+	ok(t, "create", "--name", "commit-child", id2)
+	if got := ok(t, "diff", "commit-child"); got != "" {
+		t.Errorf("diff of a new container of the committed image: %q", got)
+	}
+	names := tarNames(t, []byte(ok(t, "export", "commit-child")))
+	if names["root/f"] != "again\n" {
+		t.Errorf("export of a container of the committed image: root/f = %q", names["root/f"])
+	}
+	newCtr(t, "commit-base", false, "true")
+	baseNames := tarNames(t, []byte(ok(t, "export", "commit-base")))
+	for _, p := range []string{"etc/hostname", "etc/hosts", "etc/resolv.conf"} {
+		_, inBase := baseNames[p]
+		if _, inCommitted := names[p]; inCommitted != inBase {
+			t.Errorf("%s: in the base image %v, in the committed one %v", p, inBase, inCommitted)
+		}
+	}
 	if r := berth(t, "commit", "no-such-ctr"); r.code != 1 {
 		t.Errorf("commit of a missing container: %v", r)
 	}
