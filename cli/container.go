@@ -49,6 +49,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))
 	root.AddCommand(volumeCmd(o))
 	addObsCommands(ctr, root, o)
+	addFSCommands(ctr, root, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.
