@@ -436,6 +436,7 @@ func (s *Store) Commit(ctx context.Context, ref string, opts CommitOptions) (dig
 	if err := s.putName(ctx, name, mfDesc, configDesc.Digest); err != nil {
 		return "", err
 	}
+	s.containerEvent(ctx, c, "commit", "comment", opts.Comment, "imageID", configDesc.Digest.String())
 	return configDesc.Digest, nil
 }
 

@@ -617,6 +617,7 @@ func (s *Store) Export(ctx context.Context, ref string, w io.Writer) error {
 		if err := writeTree(ctx, w, root, "", "", tarOptions{keepOwner: true}); err != nil {
 			return fmt.Errorf("export container %s: %w", c.Name, err)
 		}
+		s.containerEvent(ctx, c, "export")
 		return nil
 	})
 }
