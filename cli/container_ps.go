@@ -361,7 +361,6 @@ func execCmd(o *options) *cobra.Command {
 	var opts engine.ExecOptions
 	var interactive bool
 	var envs, envFiles []string
-	var privileged bool
 	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
@@ -419,7 +418,7 @@ func execCmd(o *options) *cobra.Command {
 	f.StringArrayVar(&envFiles, "env-file", nil, "read in a file of environment variables")
 	f.StringVarP(&opts.User, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	f.StringVarP(&opts.WorkingDir, "workdir", "w", "", "working directory inside the container")
-	f.BoolVar(&privileged, "privileged", false, "give extended privileges to the command (not supported yet: refused)")
+	f.BoolVar(&opts.Privileged, "privileged", false, "give extended privileges to the command")
 	f.StringVar(&detachKeys, "detach-keys", "", "key sequence for detaching (accepted for docker compatibility)")
 	return cmd
 }

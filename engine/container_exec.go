@@ -11,6 +11,7 @@ import (
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/oci"
 	"github.com/berth-project/berth/runtime/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExecOptions are the options of Exec.
@@ -21,6 +22,10 @@ type ExecOptions struct {
 	WorkingDir string   // "" the container's
 	Tty        bool     // a pty on this process's terminal
 	Detach     bool
+	// Privileged gives the process every capability berth can grant
+	// (docker's exec --privileged); the container's seccomp profile and
+	// no_new_privs still apply.
+	Privileged bool
 	Stdio      [3]*os.File
 }
 
@@ -61,6 +66,13 @@ func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (code int, 
 			return -1, err
 		}
 		p.User = u
+	}
+	if o.Privileged {
+		all, err := oci.PrivilegedCapabilities()
+		if err != nil {
+			return -1, err
+		}
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: slices.Clone(all), Permitted: slices.Clone(all)}
 	}
 	defer s.execEvents(ctx, c, o)(&code)
 	code, err = rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio})

@@ -42,12 +42,12 @@ func hostCapabilities() ([]string, error) {
 	return out, nil
 }
 
-// privilegedCapabilities returns the capabilities of the running kernel
+// PrivilegedCapabilities returns the capabilities of the running kernel
 // that berth's own bounding set holds: what --privileged and --cap-add
-// ALL give. A capability outside the bounding set cannot be granted (the
+// ALL give, and exec --privileged. A capability outside the bounding set cannot be granted (the
 // runtime's capset fails), so asking for it, as on a host without
 // CAP_SYS_RESOURCE, would make every privileged container fail to start.
-func privilegedCapabilities() ([]string, error) {
+func PrivilegedCapabilities() ([]string, error) {
 	last, err := capability.LastCap()
 	if err != nil {
 		return nil, fmt.Errorf("read the kernel's last capability: %w", err)
@@ -120,7 +120,7 @@ func Capabilities(base, add, drop []string) ([]string, error) {
 	}
 	set := map[string]bool{}
 	if addAll {
-		grantable, err := privilegedCapabilities()
+		grantable, err := PrivilegedCapabilities()
 		if err != nil {
 			return nil, err
 		}

@@ -148,7 +148,7 @@ func buildSpec(in Input) (*specs.Spec, error) {
 	// Capabilities and seccomp.
 	var caps []string
 	if hc.Privileged {
-		if caps, err = privilegedCapabilities(); err != nil {
+		if caps, err = PrivilegedCapabilities(); err != nil {
 			return nil, err
 		}
 	} else if caps, err = Capabilities(DefaultCapabilities, hc.CapAdd, hc.CapDrop); err != nil {

@@ -267,7 +267,7 @@ func TestGenerateNetwork(t *testing.T) {
 }
 
 func TestCapabilities(t *testing.T) {
-	all, err := privilegedCapabilities()
+	all, err := PrivilegedCapabilities()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestPrivilegedCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := privilegedCapabilities()
+	got, err := PrivilegedCapabilities()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestPrivileged(t *testing.T) {
 	in := testInput(t)
 	in.Host.Privileged = true
 	s := generate(t, in)
-	all, err := privilegedCapabilities()
+	all, err := PrivilegedCapabilities()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -487,3 +487,19 @@ func TestFlagPullPlatform(t *testing.T) {
 		{name: "platform", args: []string{"--platform", "linux/amd64"}, cmd: []string{"echo", "ok"}, stdout: "ok\n"},
 	})
 }
+
+// TestExecPrivileged: exec --privileged gives the process every capability
+// berth holds (the host's bounding set), while a plain exec keeps the
+// container's default set.
+func TestExecPrivileged(t *testing.T) {
+	hostBnd := hostStatus(t, "CapBnd")
+	ok(t, "run", "-d", "--name", "execpriv", "busybox", "sleep", "60")
+	t.Cleanup(func() { cleanupContainer(t, "execpriv") })
+	if got := ok(t, "exec", "execpriv", "grep", "CapEff", "/proc/self/status"); got != "CapEff:\t"+defaultCaps+"\n" {
+		t.Errorf("exec: %q, want the default set %s", got, defaultCaps)
+	}
+	got := ok(t, "exec", "--privileged", "execpriv", "grep", "-E", "^Cap(Eff|Bnd)", "/proc/self/status")
+	if want := "CapEff:\t" + hostBnd + "\nCapBnd:\t" + hostBnd + "\n"; got != want {
+		t.Errorf("exec --privileged: %q, want %q", got, want)
+	}
+}
