@@ -48,6 +48,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 		rmCmd(o, "rm"), psCmd(o, "ps"), logsCmd(o), execCmd(o), attachCmd(o), waitCmd(o), containerInspectCmd(o, "inspect", true),
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))
 	root.AddCommand(volumeCmd(o))
+	addPolicyCommands(ctr, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.

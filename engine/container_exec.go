@@ -22,6 +22,7 @@ type ExecOptions struct {
 	Tty        bool     // a pty on this process's terminal
 	Detach     bool
 	Stdio      [3]*os.File
+	PidFile    string // where the process's host pid is written once it runs
 }
 
 // Exec runs a new process in the running container ref, with the
@@ -62,7 +63,7 @@ func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (int, error
 		}
 		p.User = u
 	}
-	code, err := rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio})
+	code, err := rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio, PidFile: o.PidFile})
 	if err != nil {
 		return -1, &StartError{Code: StartErrorCode(err.Error()), Err: err}
 	}
