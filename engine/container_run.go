@@ -457,13 +457,17 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		}
 		return nil, nil
 	}
-	return s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+	nc, err := s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State.Status = containers.Exited
 		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
 		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
 		decideRestart(&rec.State, rec.HostConfig)
 		return nil
 	})
+	if err == nil && !ok && c.State.BootID == bootID() && nc.State.Status == containers.Restarting {
+		s.spawnRestarter(nc.ID) // the dead monitor will not run its cleanup
+	}
+	return nc, err
 }
 
 // monitorAlive reports whether c's monitor process still runs.

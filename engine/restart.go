@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -190,4 +192,19 @@ func wantsRestore(c *containers.Container) bool {
 		return p.IsAlways() || (p.IsUnlessStopped() && !c.State.ManuallyStopped)
 	}
 	return false
+}
+
+// spawnRestarter runs, detached, the cleanup command that the monitor of
+// container id would have run had it not died: it waits the backoff and
+// restarts the container.
+func (s *Store) spawnRestarter(id string) {
+	exe, err := s.exe()
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", id)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		cmd.Process.Release()
+	}
 }

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -264,5 +267,38 @@ func TestHealthNone(t *testing.T) {
 	}
 	if s := strings.TrimSpace(ok(t, "ps", "--filter", "name="+name, "--format", "{{.Status}}")); strings.Contains(s, "(") {
 		t.Errorf("ps status %q for a container without health check", s)
+	}
+}
+
+func TestRestartAfterMonitorDied(t *testing.T) {
+	// A monitor that dies runs no cleanup: the berth command that
+	// notices records the exit and starts the restart in its place.
+	name := "restart-monitor"
+	cleanupContainer(t, name)
+	ok(t, "run", "-d", "--name", name, "--restart", "always", "busybox", "sleep", "1000")
+	pid := int(field(inspect(t, name), "State", "Pid").(float64))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ppid int
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			ppid, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if ppid <= 1 {
+		t.Fatalf("container init %d has parent %d, not its monitor", pid, ppid)
+	}
+	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "running again", func() bool {
+		doc := inspect(t, name)
+		newPid, _ := field(doc, "State", "Pid").(float64)
+		return field(doc, "State", "Status") == "running" && int(newPid) != pid && int(newPid) != 0
+	})
+	if n := restartCount(t, name); n != 1 {
+		t.Errorf("RestartCount = %d, want 1", n)
 	}
 }
