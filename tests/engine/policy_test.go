@@ -307,3 +307,24 @@ func TestRestartAfterMonitorDied(t *testing.T) {
 		t.Errorf("RestartCount = %d, want 1", n)
 	}
 }
+
+func TestRestartStopDuringBackoff(t *testing.T) {
+	// Stopped while it waits to be restarted, the container stays
+	// stopped: the waiting cleanup gives up.
+	name := "restart-stop-backoff"
+	cleanupContainer(t, name)
+	ok(t, "run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c", "exit 5")
+	var count int
+	eventually(t, 20*time.Second, "restarting after 3 restarts", func() bool {
+		doc := inspect(t, name)
+		n, _ := field(doc, "RestartCount").(float64)
+		count = int(n)
+		return field(doc, "State", "Status") == "restarting" && count >= 3
+	})
+	ok(t, "stop", name)
+	if st := status(t, name); st != "exited" {
+		t.Fatalf("status after stop during backoff = %q, want exited", st)
+	}
+	// The pending backoff was 100 ms doubled count-1 times: wait past it.
+	staysExited(t, name, time.Duration(100<<(count-1))*time.Millisecond+time.Second)
+}
