@@ -50,6 +50,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 	root.AddCommand(volumeCmd(o))
 	addObsCommands(ctr, root, o)
 	addFSCommands(ctr, root, o)
+	addPolicyCommands(ctr, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.

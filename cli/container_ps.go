@@ -102,7 +102,7 @@ func psCmd(o *options, use string) *cobra.Command {
 			var rows []psRow
 			for i := len(list) - 1; i >= 0; i-- { // newest first
 				c := list[i]
-				if !all && !latest && last <= 0 && c.State.Status != containers.Running && c.State.Status != containers.Paused && len(filters) == 0 {
+				if !all && !latest && last <= 0 && c.State.Status != containers.Running && c.State.Status != containers.Paused && c.State.Status != containers.Restarting && len(filters) == 0 {
 					continue
 				}
 				if !match(c) {

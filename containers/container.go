@@ -73,6 +73,13 @@ type State struct {
 	MonitorStart uint64
 	BootID       string
 	Health       *Health `json:",omitempty"`
+	// ManuallyStopped is set by stop, kill and rm -f and cleared by
+	// start: the restart policy leaves alone a container the user
+	// stopped (docker's HasBeenManuallyStopped).
+	ManuallyStopped bool `json:",omitempty"`
+	// RestartDelay is the restart policy's current backoff: 100 ms,
+	// doubled by each restart of a container that ran less than 10 s.
+	RestartDelay time.Duration `json:",omitempty"`
 }
 
 // Health is the result of a container's health checks.

@@ -27,6 +27,7 @@ type ExecOptions struct {
 	// no_new_privs still apply.
 	Privileged bool
 	Stdio      [3]*os.File
+	PidFile    string // where the process's host pid is written once it runs
 }
 
 // Exec runs a new process in the running container ref, with the
@@ -75,7 +76,7 @@ func (s *Store) Exec(ctx context.Context, ref string, o ExecOptions) (code int, 
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: slices.Clone(all), Permitted: slices.Clone(all)}
 	}
 	defer s.execEvents(ctx, c, o)(&code)
-	code, err = rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio})
+	code, err = rt.rt.Exec(rc, container.ExecOpts{Process: &p, Detach: o.Detach, Stdio: o.Stdio, PidFile: o.PidFile})
 	if err != nil {
 		return -1, &StartError{Code: StartErrorCode(err.Error()), Err: err}
 	}

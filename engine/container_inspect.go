@@ -17,7 +17,7 @@ func (s *Store) Inspect(c *containers.Container) container.InspectResponse {
 	st := c.State
 	state := &container.State{
 		Status:     container.ContainerState(st.Status),
-		Running:    st.Status == containers.Running || st.Status == containers.Paused,
+		Running:    st.Status == containers.Running || st.Status == containers.Paused || st.Status == containers.Restarting, // docker's: restarting counts as running
 		Paused:     st.Status == containers.Paused,
 		Restarting: st.Status == containers.Restarting,
 		OOMKilled:  st.OOMKilled,

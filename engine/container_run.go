@@ -41,6 +41,10 @@ type StartOptions struct {
 	// Attach connects to the container's stdio before it starts, so no
 	// output is lost: StartContainer returns the connection.
 	Attach bool
+	// policyRestart is a restart by the restart policy (see
+	// restartAfterBackoff): it keeps RestartCount and gives up if the
+	// container is no longer waiting to be restarted.
+	policyRestart bool
 }
 
 // lockContainer takes an exclusive flock on the container's lock file:
@@ -84,6 +88,11 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
 		return nil, nil, err
 	}
+	if opts.policyRestart {
+		if err := checkPolicyRestart(c); err != nil {
+			return c, nil, err
+		}
+	}
 	switch c.State.Status {
 	case containers.Running:
 		return c, nil, nil
@@ -104,9 +113,11 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 		return c, nil, &StartError{Code: code, Err: err}
 	}
 	c, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+		prev := rec.State
 		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
 			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
 			RestartCount: rec.State.RestartCount}
+		startedState(&rec.State, prev, rec.Config, opts.policyRestart)
 		return nil
 	})
 	if err != nil {
@@ -194,9 +205,7 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			return nil, monitor.Started{}, err
 		}
 	}
-	// Health checks: the monitor can run a command on an interval
-	// (Options.HealthCmd); berth's command that runs the check and records
-	// State.Health is not written yet, so none is configured.
+	s.healthOptions(c, exe, &mo)
 
 	if opts.Attach {
 		started, conn, err := monitor.StartAttached(ctx, mo)
@@ -387,13 +396,21 @@ func (r engineRuntime) deleteState(id string) error {
 // containers, removes the container. The monitor runs it when the
 // container exits; any berth command that finds a container whose monitor
 // is gone runs it too. It is idempotent and safe to run concurrently.
+// When the restart policy restarts the container (whichever berth process
+// recorded the exit), Cleanup waits the policy's backoff and starts it
+// again: only the monitor's cleanup calls Cleanup itself.
 func (s *Store) Cleanup(ctx context.Context, ref string) error {
 	c, err := s.db.GetContainer(ctx, ref)
 	if err != nil {
 		return err
 	}
-	_, err = s.cleanup(ctx, c)
-	return err
+	if c, err = s.cleanup(ctx, c); err != nil || c == nil {
+		return err
+	}
+	if c.State.Status == containers.Restarting {
+		return s.restartAfterBackoff(ctx, c)
+	}
+	return nil
 }
 
 // cleanup does Cleanup's work for c and returns the updated record (nil
@@ -442,12 +459,17 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		}
 		return nil, nil
 	}
-	return s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+	nc, err := s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State.Status = containers.Exited
 		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
 		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
+		decideRestart(&rec.State, rec.HostConfig)
 		return nil
 	})
+	if err == nil && !ok && c.State.BootID == bootID() && nc.State.Status == containers.Restarting {
+		s.spawnRestarter(nc.ID) // the dead monitor will not run its cleanup
+	}
+	return nc, err
 }
 
 // monitorAlive reports whether c's monitor process still runs.
@@ -482,6 +504,14 @@ func (s *Store) KillContainer(ctx context.Context, ref string, sig unix.Signal) 
 	if err != nil {
 		return err
 	}
+	if c.State.Status == containers.Running || c.State.Status == containers.Paused || c.State.Status == containers.Restarting {
+		if c, err = s.markManuallyStopped(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	if c.State.Status == containers.Exited && c.State.ManuallyStopped {
+		return nil // was waiting to be restarted: now it is not
+	}
 	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
 		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, c.ID, ErrConflict)
 	}
@@ -507,6 +537,11 @@ func (s *Store) StopContainer(ctx context.Context, ref string, timeout *int) (*c
 	c, err := s.Container(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if c.State.Status == containers.Running || c.State.Status == containers.Paused || c.State.Status == containers.Restarting {
+		if c, err = s.markManuallyStopped(ctx, c.ID); err != nil {
+			return nil, err
+		}
 	}
 	if c.State.Status != containers.Running && c.State.Status != containers.Paused {
 		return c, nil
@@ -632,9 +667,12 @@ func (s *Store) RemoveContainer(ctx context.Context, ref string, opts RemoveOpti
 	if err != nil {
 		return err
 	}
-	if c.State.Status == containers.Running || c.State.Status == containers.Paused {
+	if c.State.Status == containers.Running || c.State.Status == containers.Paused || c.State.Status == containers.Restarting {
 		if !opts.Force {
 			return fmt.Errorf("cannot remove container \"/%s\": container is %s: stop the container before removing or force remove: %w", c.Name, c.State.Status, ErrConflict)
+		}
+		if c, err = s.markManuallyStopped(ctx, c.ID); err != nil {
+			return err
 		}
 		if rc := s.runtime().load(c.ID); rc != nil {
 			rc.Kill(unix.SIGKILL, true)
