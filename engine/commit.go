@@ -503,7 +503,12 @@ func (s *Store) commitLayer(ctx context.Context, lease string, c *containers.Con
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.DiffOverlayUpper(pw, upper)) }()
 	fr, fw := io.Pipe()
-	go func() { fw.CloseWithError(dropEntries(fw, pr, mountPoints(c))) }()
+	// The mount points the runtime created in the container's upper
+	// directory are not the container's changes.
+	skip := mountPoints(c)
+	go func() {
+		fw.CloseWithError(filterTar(fw, pr, func(h *tar.Header) bool { return !skip[path.Clean("/"+h.Name)] }))
+	}()
 	desc, diffID, err := s.writeLayer(ctx, lease, fr)
 	fr.Close()
 	pr.Close()
@@ -513,11 +518,10 @@ func (s *Store) commitLayer(ctx context.Context, lease string, c *containers.Con
 	return desc, diffID, nil
 }
 
-// dropEntries copies the tar stream r to w without the entries at the
-// paths skip (absolute container paths): the mount points the runtime
-// created in the container's upper directory are not the container's
-// changes.
-func dropEntries(w io.Writer, r io.Reader, skip map[string]bool) error {
+// filterTar copies the tar stream r to w, passing each entry's header
+// through keep, which may change it, and leaving out the entries it
+// refuses.
+func filterTar(w io.Writer, r io.Reader, keep func(*tar.Header) bool) error {
 	tr, tw := tar.NewReader(r), tar.NewWriter(w)
 	for {
 		hdr, err := tr.Next()
@@ -525,9 +529,9 @@ func dropEntries(w io.Writer, r io.Reader, skip map[string]bool) error {
 			return tw.Close()
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("read tar: %w", err)
 		}
-		if skip[path.Clean("/"+hdr.Name)] {
+		if !keep(hdr) {
 			continue
 		}
 		if err := tw.WriteHeader(hdr); err != nil {

@@ -383,7 +383,13 @@ func (s *Store) CopyIn(ctx context.Context, ref, src string, stdin io.Reader, ds
 				return err
 			}
 			return extractInto(ctx, target, func(w io.Writer) error {
-				return rewriteOwners(w, stdin, opts.Archive)
+				// Owned by root unless -a, as docker's cp.
+				return filterTar(w, stdin, func(h *tar.Header) bool {
+					if !opts.Archive {
+						h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+					}
+					return true
+				})
 			}, false)
 		}
 		name, inside, err := planDest(dst, exists, dstIsDir, srcIsDir, contents, srcName)
@@ -416,30 +422,6 @@ func openDirAt(dir *os.File, base string) (*os.File, error) {
 		return nil, fmt.Errorf("open %s: %w", base, err)
 	}
 	return os.NewFile(uintptr(fd), base), nil
-}
-
-// rewriteOwners copies the tar stream r to w, making every entry owned by
-// root unless keep.
-func rewriteOwners(w io.Writer, r io.Reader, keep bool) error {
-	tr, tw := tar.NewReader(r), tar.NewWriter(w)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return tw.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("read tar from stdin: %w", err)
-		}
-		if !keep {
-			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			return err
-		}
-	}
 }
 
 func statAt(dir *os.File, base string) (*unix.Stat_t, error) {
