@@ -49,6 +49,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))
 	root.AddCommand(volumeCmd(o))
 	addObsCommands(ctr, root, o)
+	addNetworkCommands(root, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.
@@ -659,10 +660,14 @@ func portCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Published ports need bridge networking (a later issue);
-			// containers on none or host networks publish nothing.
+			lines := publishedPorts(c)
 			if len(args) == 2 {
-				return fmt.Errorf("no public port '%s' published for %s", args[1], c.Name)
+				if lines, err = portLookup(c, args[1]); err != nil {
+					return err
+				}
+			}
+			for _, l := range lines {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
 			}
 			return nil
 		},

@@ -107,6 +107,7 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
 			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
 			RestartCount: rec.State.RestartCount}
+		rec.NetworkSettings = c.NetworkSettings
 		return nil
 	})
 	if err != nil {
@@ -159,9 +160,13 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		if retErr != nil {
 			snapshot.Unmount(rootfs)
 			s.runtime().deleteState(c.ID)
+			s.teardownNetwork(ctx, c)
 			os.RemoveAll(run)
 		}
 	}()
+	if err := s.setupNetwork(ctx, c); err != nil {
+		return nil, monitor.Started{}, err
+	}
 	spec, err := s.bundle(c, dir, rootfs)
 	if err != nil {
 		return nil, monitor.Started{}, err
@@ -241,6 +246,7 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	if err != nil {
 		return nil, err
 	}
+	hosts = append(hosts, hostsEntries(c, hostname)...)
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	files := map[string][]byte{
 		"hostname":    []byte(hostname + "\n"),
@@ -258,7 +264,8 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	}
 	in := oci.Input{ID: c.ID, Config: c.Config, Host: c.HostConfig, Rootfs: rootfs, Hostname: hostname,
 		HostsPath: filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
-		ResolvConfPath: filepath.Join(dir, "resolv.conf"), Mounts: mounts, CgroupsPath: "/berth/" + c.ID}
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"), Mounts: mounts, CgroupsPath: "/berth/" + c.ID,
+		NetNSPath: containerNetNS(c)}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init {
 		if in.InitPath, err = s.exe(); err != nil {
 			return nil, err
@@ -432,6 +439,11 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 	if err := rt.deleteState(c.ID); err != nil {
 		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
 	}
+	if err := s.teardownNetwork(ctx, c); err != nil {
+		// Not fatal: a container whose network cannot be torn down
+		// must still stop; the error says what is left.
+		fmt.Fprintf(os.Stderr, "berth: container %s: %v\n", c.ID, err)
+	}
 	if err := snapshot.Unmount(filepath.Join(s.containerDir(c.ID), "rootfs")); err != nil {
 		return nil, err
 	}
@@ -446,6 +458,7 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		rec.State.Status = containers.Exited
 		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
 		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
+		rec.NetworkSettings = nil
 		return nil
 	})
 }

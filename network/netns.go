@@ -13,16 +13,17 @@ import (
 // NewNS creates a new network namespace and keeps it alive with a bind
 // mount at path (a file it creates), as `ip netns add` does: the
 // namespace outlives the process and any other process can join it by
-// path. Its loopback interface is up. The directory of path is made a
-// shared mount point, so the mount's removal reaches the mount
-// namespaces that copied it.
+// path. Its loopback interface is up.
+//
+// Unlike `ip netns add`, the directory of path is not made a shared
+// mount point of its own (a mount under the run root would outlive
+// berth's processes and stop a plain rm -r of it): the mount namespaces
+// berth's runtime creates pivot away from the host's mounts and detach
+// them, so no copy of the bind mount keeps a namespace alive there.
 func NewNS(path string) (retErr error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create netns directory %s: %w", dir, err)
-	}
-	if err := makeShared(dir); err != nil {
-		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
@@ -68,25 +69,6 @@ func NewNS(path string) (retErr error) {
 	}()
 	if err := <-errc; err != nil {
 		return fmt.Errorf("create netns %s: %w", path, err)
-	}
-	return nil
-}
-
-// makeShared makes dir a shared mount point, binding it on itself first
-// when it is not one, as iproute2 does for /run/netns.
-func makeShared(dir string) error {
-	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("make %s shared: %w", dir, err)
-	}
-	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind %s on itself: %w", dir, err)
-	}
-	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make %s shared: %w", dir, err)
 	}
 	return nil
 }

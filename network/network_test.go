@@ -226,7 +226,7 @@ func TestNetNS(t *testing.T) {
 	if err := NewNS(path); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { RemoveNS(path); unix.Unmount(filepath.Join(dir, "netns"), unix.MNT_DETACH) })
+	t.Cleanup(func() { RemoveNS(path) })
 	var own, other unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/net", &own); err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestAttachDetach(t *testing.T) {
 	if err := NewNS(ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { RemoveNS(ns); unix.Unmount(filepath.Dir(ns), unix.MNT_DETACH) })
+	t.Cleanup(func() { RemoveNS(ns) })
 	id := "0123456789abcdef"
 	ctx := context.Background()
 	t.Cleanup(func() { m.Detach(ctx, id) })
