@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -400,4 +401,47 @@ func TestNetRunRmLoop(t *testing.T) {
 	if strings.Contains(string(mi), filepath.Join(runDir, "netns")) {
 		t.Errorf("netns mounts left:\n%s", mi)
 	}
+}
+
+// TestNetCrashTeardown kills a container's monitor: the next berth
+// command that notices cleans the container up, and its network goes with
+// it, from libcni's cache.
+func TestNetCrashTeardown(t *testing.T) {
+	hostNet(t)
+	veths := vethCount(t)
+	ok(t, "run", "-d", "--name", "netcrash", "-p", "127.0.0.1:18091:80", "busybox", "sleep", "60")
+	cleanupContainer(t, "netcrash")
+	if n := vethCount(t); n != veths+1 {
+		t.Fatalf("veths %d while running, want %d", n, veths+1)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(ok(t, "inspect", "--format", "{{.State.Pid}}", "netcrash")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The init's parent is its monitor (fields after the command's ")").
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	monitor, _ := strconv.Atoi(f[1])
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", monitor))
+	if !strings.Contains(string(comm), "monitor") {
+		t.Fatalf("parent %d of the container's init is %q, not its monitor", monitor, comm)
+	}
+	if err := syscall.Kill(monitor, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "netcrash to be exited", func() bool { return status(t, "netcrash") == "exited" })
+	if n := vethCount(t); n != veths {
+		t.Errorf("veths %d after the crash, want %d", n, veths)
+	}
+	if ns, _ := os.ReadDir(filepath.Join(runDir, "netns")); len(ns) != 0 {
+		t.Errorf("netns left after the crash: %d", len(ns))
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "18091") {
+		t.Errorf("the port's DNAT rule is left after the crash:\n%s", out)
+	}
+	// The port is free again for another container.
+	ok(t, "run", "--rm", "-p", "127.0.0.1:18091:80", "busybox", "true")
 }
