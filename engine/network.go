@@ -76,8 +76,12 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 	if err != nil {
 		return err
 	}
+	// What a start that died half-way left: its attachments, its netns.
+	if err := mgr.Detach(ctx, c.ID); err != nil {
+		return err
+	}
 	ns := s.netnsPath(c.ID)
-	network.RemoveNS(ns) // a crashed start's
+	network.RemoveNS(ns)
 	if err := network.NewNS(ns); err != nil {
 		return err
 	}
