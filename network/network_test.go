@@ -262,6 +262,7 @@ func TestNetNS(t *testing.T) {
 // network gets an address, a veth on the bridge and a lease; Detach
 // removes both, also when run twice.
 func TestAttachDetach(t *testing.T) {
+	removeNewFirewallChains(t)
 	m := testManager(t)
 	n, err := m.Create("unit", CreateOptions{Subnet: netip.MustParsePrefix("10.251.7.0/24")})
 	if err != nil {
@@ -311,4 +312,23 @@ func TestAttachDetach(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "show", n.Bridge).CombinedOutput(); err == nil {
 		t.Errorf("bridge %s left after Remove: %s", n.Bridge, out)
 	}
+}
+
+// removeNewFirewallChains removes, when the test ends, the firewall
+// plugin's shared chains if they did not exist before it.
+func removeNewFirewallChains(t *testing.T) {
+	if exec.Command("iptables", "-S", "CNI-FORWARD").Run() == nil {
+		return
+	}
+	t.Cleanup(func() {
+		exec.Command("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD").Run()
+		for _, c := range []string{"CNI-FORWARD", "CNI-ADMIN"} {
+			exec.Command("iptables", "-F", c).Run()
+		}
+		for _, c := range []string{"CNI-FORWARD", "CNI-ADMIN"} {
+			if out, err := exec.Command("iptables", "-X", c).CombinedOutput(); err != nil {
+				t.Errorf("remove chain %s: %v: %s", c, err, out)
+			}
+		}
+	})
 }
