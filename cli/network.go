@@ -330,3 +330,22 @@ func portLookup(c *containers.Container, spec string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// psNetworks is ps's NETWORKS column: the networks c is attached to, or
+// those its network mode names.
+func psNetworks(c *containers.Container) string {
+	if ns := c.NetworkSettings; ns != nil && len(ns.Networks) > 0 {
+		var names []string
+		for n := range ns.Networks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return strings.Join(names, ",")
+	}
+	switch mode := c.HostConfig.NetworkMode; mode {
+	case "", "default", "bridge":
+		return network.DefaultName
+	default:
+		return mode.NetworkName()
+	}
+}

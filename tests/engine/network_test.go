@@ -264,6 +264,21 @@ func TestNetPublish(t *testing.T) {
 		t.Errorf("ps PORTS: %q", out)
 	}
 
+	// Ranges and UDP.
+	ok(t, "run", "-d", "--name", "netrange", "-p", "127.0.0.1:18085-18086:80-81", "-p", "127.0.0.1:18087:53/udp", "busybox", "sleep", "60")
+	cleanupContainer(t, "netrange")
+	want := "53/udp -> 127.0.0.1:18087\n80/tcp -> 127.0.0.1:18085\n81/tcp -> 127.0.0.1:18086"
+	if out := strings.TrimSpace(ok(t, "port", "netrange")); out != want {
+		t.Errorf("port netrange:\n%s\nwant\n%s", out, want)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); !strings.Contains(string(out), "--dport 18087") || !strings.Contains(string(out), "--dport 18086") {
+		t.Errorf("no DNAT rules for 18086/tcp and 18087/udp:\n%s", out)
+	}
+	if out := strings.TrimSpace(ok(t, "ps", "--filter", "name=netrange", "--format", "{{.Networks}}")); out != "berth" {
+		t.Errorf("ps NETWORKS: %q", out)
+	}
+	ok(t, "rm", "-f", "netrange")
+
 	// A host port in use, by a container or by a process, is refused
 	// before anything is set up.
 	veths := vethCount(t)
