@@ -51,6 +51,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 	addObsCommands(ctr, root, o)
 	addFSCommands(ctr, root, o)
 	addPolicyCommands(ctr, o)
+	addNetworkCommands(root, o)
 }
 
 // runCmd is `run` (create and start) or, with createOnly, `create`.
@@ -661,10 +662,14 @@ func portCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Published ports need bridge networking (a later issue);
-			// containers on none or host networks publish nothing.
+			lines := publishedPorts(c)
 			if len(args) == 2 {
-				return fmt.Errorf("no public port '%s' published for %s", args[1], c.Name)
+				if lines, err = portLookup(c, args[1]); err != nil {
+					return err
+				}
+			}
+			for _, l := range lines {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
 			}
 			return nil
 		},

@@ -170,7 +170,7 @@ func newPsRow(s *engine.Store, c *containers.Container, noTrunc, size bool) psRo
 	}
 	r := psRow{ID: id, Image: c.Image, Command: cmdline, CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: since(c.Created), State: string(c.State.Status), Status: statusText(c), Names: c.Name,
-		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: c.HostConfig.NetworkMode.NetworkName(), c: c}
+		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: psNetworks(c), c: c, Ports: psPorts(c)}
 	if size {
 		if rw, err := s.ContainerSize(c); err == nil {
 			r.Size = humanSize(rw)

@@ -38,6 +38,7 @@ type runFlags struct {
 	fs *pflag.FlagSet // for Changed and for the flags' names in errors
 
 	detach, interactive, tty, rm, readOnly, privileged, init, noHealthcheck, sigProxy bool
+	publishAll                                                                        bool
 
 	name, workdir, user, entrypoint, hostname, domainname                        string
 	restart, network, pull, platform, stopSignal, cidfile, logDriver, detachKeys string
@@ -124,6 +125,7 @@ func addRunFlags(fs *pflag.FlagSet, f *runFlags) {
 	_ = fs.MarkHidden("net")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a container's port(s) to the host")
 	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
+	fs.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
 	fs.StringVar(&f.pull, "pull", "missing", `pull image before running ("always", "missing", "never")`)
 	fs.StringVar(&f.platform, "platform", "", "set platform if server is multi-platform capable")
 	fs.Var(&f.shmSize, "shm-size", "size of /dev/shm")
@@ -188,6 +190,7 @@ func (f *runFlags) parse(image string, args []string, getenv func(string) (strin
 		DNSSearch:       f.dnsSearch,
 		DNSOptions:      f.dnsOption,
 		NetworkMode:     container.NetworkMode(f.network),
+		PublishAllPorts: f.publishAll,
 	}
 	steps := []func(*container.Config, *container.HostConfig) error{
 		f.parseStreams, f.parseLabels, f.parseWorkdir, f.parseEntrypoint,

@@ -25,6 +25,11 @@ type Container struct {
 	// image's volumes.
 	Mounts []Mount
 	State  State
+	// NetworkSettings are the running container's network namespace,
+	// endpoints (address, gateway, MAC per network) and published ports,
+	// in docker's inspect shape; nil when it is not running or has no
+	// network of berth's.
+	NetworkSettings *container.NetworkSettings `json:",omitempty"`
 }
 
 // Mount is one resolved mount of a container.

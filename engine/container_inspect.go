@@ -59,6 +59,9 @@ func (s *Store) Inspect(c *containers.Container) container.InspectResponse {
 		driver = "overlay2"
 	}
 	ports := container.NetworkSettings{Networks: nil}
+	if c.NetworkSettings != nil {
+		ports = *c.NetworkSettings
+	}
 	return container.InspectResponse{
 		ID:              c.ID,
 		Created:         c.Created.Format(time.RFC3339Nano),

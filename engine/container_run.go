@@ -118,6 +118,7 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
 			RestartCount: rec.State.RestartCount}
 		startedState(&rec.State, prev, rec.Config, opts.policyRestart)
+		rec.NetworkSettings = c.NetworkSettings
 		return nil
 	})
 	if err != nil {
@@ -170,9 +171,13 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		if retErr != nil {
 			snapshot.Unmount(rootfs)
 			s.runtime().deleteState(c.ID)
+			s.teardownNetwork(ctx, c)
 			os.RemoveAll(run)
 		}
 	}()
+	if err := s.setupNetwork(ctx, c); err != nil {
+		return nil, monitor.Started{}, err
+	}
 	spec, err := s.bundle(c, dir, rootfs)
 	if err != nil {
 		return nil, monitor.Started{}, err
@@ -250,6 +255,7 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	if err != nil {
 		return nil, err
 	}
+	hosts = append(hosts, hostsEntries(c, hostname)...)
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	files := map[string][]byte{
 		"hostname":    []byte(hostname + "\n"),
@@ -267,7 +273,8 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	}
 	in := oci.Input{ID: c.ID, Config: c.Config, Host: c.HostConfig, Rootfs: rootfs, Hostname: hostname,
 		HostsPath: filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
-		ResolvConfPath: filepath.Join(dir, "resolv.conf"), Mounts: mounts, CgroupsPath: "/berth/" + c.ID}
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"), Mounts: mounts, CgroupsPath: "/berth/" + c.ID,
+		NetNSPath: containerNetNS(c)}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init {
 		if in.InitPath, err = s.exe(); err != nil {
 			return nil, err
@@ -449,6 +456,11 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 	if err := rt.deleteState(c.ID); err != nil {
 		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
 	}
+	if err := s.teardownNetwork(ctx, c); err != nil {
+		// Not fatal: a container whose network cannot be torn down
+		// must still stop; the error says what is left.
+		fmt.Fprintf(os.Stderr, "berth: container %s: %v\n", c.ID, err)
+	}
 	if err := snapshot.Unmount(filepath.Join(s.containerDir(c.ID), "rootfs")); err != nil {
 		return nil, err
 	}
@@ -464,6 +476,7 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		rec.State.ExitCode, rec.State.FinishedAt, rec.State.Error = code, finished, reason
 		rec.State.Pid, rec.State.MonitorPID, rec.State.MonitorStart = 0, 0, 0
 		decideRestart(&rec.State, rec.HostConfig)
+		rec.NetworkSettings = nil
 		return nil
 	})
 	if err == nil && !ok && c.State.BootID == bootID() && nc.State.Status == containers.Restarting {

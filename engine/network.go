@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	mobynet "github.com/moby/moby/api/types/network"
+
+	"github.com/berth-project/berth/containers"
+	"github.com/berth-project/berth/metadata"
+	"github.com/berth-project/berth/network"
+)
+
+// Networks returns the manager of the store's networks: conflists in
+// ROOT/networks, libcni's cache and IPAM leases under the run root.
+func (s *Store) Networks() *network.Manager {
+	return network.New(filepath.Join(s.root, "networks"), filepath.Join(s.runRoot, "network"), nil)
+}
+
+// netnsPath is where the network namespace berth makes for container id
+// is mounted.
+func (s *Store) netnsPath(id string) string { return filepath.Join(s.runRoot, "netns", id) }
+
+// networkName is the berth network a container's network mode means, or
+// "" for modes without one (host, none, container:ID).
+func networkName(mode container.NetworkMode) string {
+	switch {
+	case mode == "" || mode == "default" || mode == "bridge":
+		return network.DefaultName
+	case mode.IsHost() || mode.IsNone() || mode.IsContainer():
+		return ""
+	}
+	return string(mode)
+}
+
+// setupNetwork gives c, before its runtime starts, the network of its
+// mode: for bridge and user networks a network namespace of its own,
+// attached through CNI with its published ports; for container:NAME that
+// container's. It records the result in c.NetworkSettings, which bundle
+// reads (SandboxKey is the namespace to join). On error nothing is left.
+//
+// Name resolution on user networks is not done yet: the endpoints'
+// aliases and addresses recorded here are what a DNS responder needs.
+func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retErr error) {
+	c.NetworkSettings = nil
+	mode := c.HostConfig.NetworkMode
+	if mode.IsContainer() {
+		other, err := s.Container(ctx, mode.ConnectedContainer())
+		if err != nil {
+			return fmt.Errorf("network mode %s: %w", mode, err)
+		}
+		if other.State.Status != containers.Running || other.State.Pid == 0 {
+			return fmt.Errorf("cannot join network of a non running container: %s: %w", other.Name, ErrConflict)
+		}
+		c.NetworkSettings = &container.NetworkSettings{SandboxKey: fmt.Sprintf("/proc/%d/ns/net", other.State.Pid)}
+		return nil
+	}
+	name := networkName(mode)
+	if name == "" {
+		return nil
+	}
+	ports, err := s.portMappings(ctx, c)
+	if err != nil {
+		return err
+	}
+	mgr := s.Networks()
+	n, err := mgr.Inspect(name)
+	if err != nil {
+		return err
+	}
+	// What a start that died half-way left: its attachments, its netns.
+	if err := mgr.Detach(ctx, c.ID); err != nil {
+		return err
+	}
+	ns := s.netnsPath(c.ID)
+	network.RemoveNS(ns)
+	if err := network.NewNS(ns); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			network.RemoveNS(ns)
+		}
+	}()
+	// Aliases and a fixed IP or MAC come with --network-alias, --ip and
+	// --mac-address (not parsed yet).
+	att := network.Attachment{Name: n.Name}
+	results, err := mgr.Attach(ctx, c.ID, ns, []network.Attachment{att}, ports)
+	if err != nil {
+		return err
+	}
+	settings := &container.NetworkSettings{SandboxKey: ns, Networks: map[string]*mobynet.EndpointSettings{}}
+	for _, r := range results {
+		ep := &mobynet.EndpointSettings{NetworkID: r.NetworkID, EndpointID: c.ID[:12] + "-" + r.IfName,
+			Gateway: r.Gateway, Aliases: r.Aliases}
+		if r.Address.Addr().Is4() {
+			ep.IPAddress, ep.IPPrefixLen = r.Address.Addr(), r.Address.Bits()
+		} else {
+			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address.Addr(), r.Address.Bits(), r.Gateway
+			ep.Gateway = netip.Addr{}
+		}
+		if mac, err := net.ParseMAC(r.MAC); err == nil {
+			ep.MacAddress = mobynet.HardwareAddr(mac)
+		}
+		settings.Networks[r.Network] = ep
+	}
+	if len(ports) > 0 {
+		settings.Ports = mobynet.PortMap{}
+		for _, p := range ports {
+			port, _ := mobynet.PortFrom(p.ContainerPort, mobynet.IPProtocol(p.Protocol))
+			settings.Ports[port] = append(settings.Ports[port], mobynet.PortBinding{HostIP: p.HostIP, HostPort: strconv.Itoa(int(p.HostPort))})
+		}
+	}
+	c.NetworkSettings = settings
+	return nil
+}
+
+// teardownNetwork undoes setupNetwork for c: CNI DEL of what libcni's
+// cache says was added (so it works after a crash and twice) and the
+// removal of its network namespace.
+func (s *Store) teardownNetwork(ctx context.Context, c *containers.Container) error {
+	err := s.Networks().Detach(context.WithoutCancel(ctx), c.ID)
+	return errors.Join(err, network.RemoveNS(s.netnsPath(c.ID)))
+}
+
+// containerNetNS is the network namespace c's spec joins ("" for a new
+// one or the host's).
+func containerNetNS(c *containers.Container) string {
+	if c.NetworkSettings == nil {
+		return ""
+	}
+	return c.NetworkSettings.SandboxKey
+}
+
+// hostsEntries are the /etc/hosts lines that name the container by its
+// addresses.
+func hostsEntries(c *containers.Container, hostname string) []byte {
+	if c.NetworkSettings == nil {
+		return nil
+	}
+	var names []string
+	for name := range c.NetworkSettings.Networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		ep := c.NetworkSettings.Networks[name]
+		for _, a := range []netip.Addr{ep.IPAddress, ep.GlobalIPv6Address} {
+			if a.IsValid() {
+				fmt.Fprintf(&b, "%s\t%s\n", a, hostname)
+			}
+		}
+	}
+	return []byte(b.String())
+}
+
+// portMappings resolves c's published ports (-p and, with -P, every
+// exposed port) to host ports: a missing host port or a range gets a free
+// one. A host port another process or another of berth's running
+// containers holds is an error naming it, before anything is set up.
+func (s *Store) portMappings(ctx context.Context, c *containers.Container) ([]network.PortMapping, error) {
+	bindings := mobynet.PortMap{}
+	for p, bs := range c.HostConfig.PortBindings {
+		bindings[p] = append(bindings[p], bs...)
+	}
+	if c.HostConfig.PublishAllPorts {
+		for p := range c.Config.ExposedPorts {
+			if len(bindings[p]) == 0 {
+				bindings[p] = []mobynet.PortBinding{{}}
+			}
+		}
+	}
+	if len(bindings) == 0 {
+		return nil, nil
+	}
+	taken := map[string]string{} // "ip:port/proto" → container name
+	all, err := s.db.ListContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range all {
+		if o.ID == c.ID || o.NetworkSettings == nil || (o.State.Status != containers.Running && o.State.Status != containers.Paused) {
+			continue
+		}
+		for p, bs := range o.NetworkSettings.Ports {
+			for _, b := range bs {
+				taken[b.HostPort+"/"+string(p.Proto())] = o.Name
+			}
+		}
+	}
+	var ports []mobynet.Port
+	for p := range bindings {
+		ports = append(ports, p)
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i].String() < ports[j].String() })
+	var out []network.PortMapping
+	for _, p := range ports {
+		for _, b := range bindings[p] {
+			m := network.PortMapping{HostIP: b.HostIP, ContainerPort: p.Num(), Protocol: string(p.Proto())}
+			if m.HostIP.IsValid() && m.HostIP.IsUnspecified() {
+				m.HostIP = netip.Addr{}
+			}
+			switch {
+			case b.HostPort == "":
+				if m.HostPort, err = network.FreePort(m.Protocol, m.HostIP); err != nil {
+					return nil, err
+				}
+			case strings.Contains(b.HostPort, "-"):
+				r, err := mobynet.ParsePortRange(b.HostPort)
+				if err != nil {
+					return nil, fmt.Errorf("host port range %q: %w", b.HostPort, err)
+				}
+				for hp := r.Start(); hp <= r.End() && hp != 0; hp++ {
+					m.HostPort = hp
+					if taken[strconv.Itoa(int(hp))+"/"+m.Protocol] == "" && network.CheckPorts([]network.PortMapping{m}) == nil {
+						break
+					}
+					if hp == r.End() {
+						return nil, fmt.Errorf("no free host port in %s for %s", b.HostPort, p)
+					}
+				}
+			default:
+				n, err := strconv.ParseUint(b.HostPort, 10, 16)
+				if err != nil {
+					return nil, fmt.Errorf("host port %q: %w", b.HostPort, err)
+				}
+				m.HostPort = uint16(n)
+			}
+			if other := taken[strconv.Itoa(int(m.HostPort))+"/"+m.Protocol]; other != "" {
+				return nil, fmt.Errorf("bind for %s failed: port is already allocated by container %s", m, other)
+			}
+			if err := network.CheckPorts([]network.PortMapping{m}); err != nil {
+				return nil, err
+			}
+			taken[strconv.Itoa(int(m.HostPort))+"/"+m.Protocol] = c.Name
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// NetworkUsers returns the names of the containers that use the network
+// name (running or not), for network rm.
+func (s *Store) NetworkUsers(ctx context.Context, name string) ([]string, error) {
+	all, err := s.db.ListContainers(ctx)
+	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return nil, err
+	}
+	var out []string
+	for _, c := range all {
+		if networkName(c.HostConfig.NetworkMode) == name {
+			out = append(out, c.Name)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,168 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// Attachment is a container's wish to be on a network.
+type Attachment struct {
+	Name    string   // the network's name ("bridge" and "" are the default network)
+	Aliases []string // more names for the container on this network (for name resolution)
+	IP      netip.Addr
+	MAC     net.HardwareAddr
+}
+
+// PortMapping publishes a container's port on the host.
+type PortMapping struct {
+	HostIP        netip.Addr // invalid: every address
+	HostPort      uint16
+	ContainerPort uint16
+	Protocol      string // tcp, udp, sctp
+}
+
+func (p PortMapping) String() string {
+	ip := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		ip = p.HostIP.String()
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))) + "/" + p.Protocol
+}
+
+// Result is a container's endpoint on one network, as CNI ADD made it.
+type Result struct {
+	Network   string
+	NetworkID string
+	IfName    string
+	Address   netip.Prefix // the container's address and its subnet's length
+	Gateway   netip.Addr
+	MAC       string
+	Aliases   []string
+}
+
+// Attach connects the container in the network namespace netnsPath to
+// each network (interfaces eth0, eth1, ... in order) through CNI ADD, and
+// publishes ports on the first one. If one network fails, the ones
+// already attached are detached again and the error names the network.
+func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, nets []Attachment, ports []PortMapping) (_ []Result, retErr error) {
+	if len(nets) == 0 {
+		return nil, nil
+	}
+	defer func() {
+		if retErr != nil {
+			m.Detach(context.WithoutCancel(ctx), containerID)
+		}
+	}()
+	var out []Result
+	for i, a := range nets {
+		n, list, err := m.get(a.Name)
+		if err != nil {
+			return nil, err
+		}
+		rt := &libcni.RuntimeConf{ContainerID: containerID, NetNS: netnsPath, IfName: "eth" + strconv.Itoa(i),
+			CapabilityArgs: map[string]any{}}
+		if a.IP.IsValid() {
+			rt.CapabilityArgs["ips"] = []string{a.IP.String()}
+		}
+		if a.MAC != nil {
+			rt.CapabilityArgs["mac"] = a.MAC.String()
+		}
+		if i == 0 && len(ports) > 0 {
+			if n.Internal {
+				return nil, fmt.Errorf("network %s is internal: it cannot publish ports", n.Name)
+			}
+			var pm []map[string]any
+			for _, p := range ports {
+				e := map[string]any{"hostPort": int(p.HostPort), "containerPort": int(p.ContainerPort), "protocol": p.Protocol}
+				if p.HostIP.IsValid() {
+					e["hostIP"] = p.HostIP.String()
+				}
+				pm = append(pm, e)
+			}
+			rt.CapabilityArgs["portMappings"] = pm
+		}
+		res, err := m.cni.AddNetworkList(ctx, list, rt)
+		if err != nil {
+			// ADD may have done part of its work and cached nothing:
+			// DEL with the same arguments undoes it.
+			m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
+			return nil, fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+		r, err := result(res, rt.IfName)
+		if err != nil {
+			return nil, fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+		r.Network, r.NetworkID, r.Aliases = n.Name, n.ID, a.Aliases
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// result reads a CNI ADD result: the address, gateway and MAC address of
+// the container's interface ifName.
+func result(res types.Result, ifName string) (Result, error) {
+	if res == nil {
+		return Result{}, errors.New("the plugins gave no result")
+	}
+	cur, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return Result{}, fmt.Errorf("read CNI result: %w", err)
+	}
+	out := Result{IfName: ifName}
+	for _, ifc := range cur.Interfaces {
+		if ifc.Sandbox != "" && ifc.Name == ifName {
+			out.MAC = ifc.Mac
+		}
+	}
+	for _, ip := range cur.IPs {
+		a, ok := netip.AddrFromSlice(ip.Address.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		ones, _ := ip.Address.Mask.Size()
+		if !out.Address.IsValid() || (out.Address.Addr().Is6() && a.Is4()) {
+			out.Address = netip.PrefixFrom(a, ones)
+			out.Gateway, _ = netip.AddrFromSlice(ip.Gateway)
+			out.Gateway = out.Gateway.Unmap()
+		}
+	}
+	if !out.Address.IsValid() {
+		return Result{}, errors.New("the IPAM plugin gave no address")
+	}
+	return out, nil
+}
+
+// Detach undoes Attach for the container: CNI DEL for every network
+// libcni's cache says it was attached to, with the configuration, ports
+// and result cached at ADD (so it works after a crash, and when the
+// network's conflist changed or was removed since). A container that is
+// not attached (any more) is not an error.
+func (m *Manager) Detach(ctx context.Context, containerID string) error {
+	atts, err := m.cni.GetCachedAttachments(containerID)
+	if err != nil {
+		return fmt.Errorf("container %s: read CNI cache: %w", containerID, err)
+	}
+	var errs []error
+	for _, a := range atts {
+		list, err := libcni.ConfListFromBytes(a.Config)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("detach from network %s: cached config: %w", a.Network, err))
+			continue
+		}
+		rt := &libcni.RuntimeConf{ContainerID: containerID, NetNS: a.NetNS, IfName: a.IfName, Args: a.CniArgs,
+			CapabilityArgs: a.CapabilityArgs}
+		if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+			errs = append(errs, fmt.Errorf("detach container %s from network %s: %w", containerID, a.Network, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,20 @@
+// Package network gives berth's containers their networks: bridge
+// networks described by CNI configuration lists (one NAME.conflist per
+// network under berth's root, readable and editable by an operator) and
+// driven through libcni and the standard CNI plugins (bridge, host-local,
+// portmap, firewall), and the network namespaces containers join.
+//
+// A [Manager] creates, lists, inspects and removes networks; the default
+// network "berth" (bridge berth0, 10.88.0.0/16, NAT to the outside) exists
+// without being created: its file is written on first use. Attach runs
+// CNI ADD for each network of a container in a network namespace made by
+// [NewNS]; Detach runs CNI DEL from libcni's cache of what ADD did, so it
+// works after a crash, when the network's file has changed or is gone,
+// and a second time. IPAM leases (host-local) and libcni's cache live
+// under the run root, so a reboot, which ends every container, also
+// forgets their addresses.
+//
+// Name resolution between containers (a DNS responder per user network)
+// is not here yet: [Result] carries each endpoint's addresses and
+// [Attachment] its aliases, which is what a responder needs.
+package network
