@@ -34,6 +34,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// bridge is the default network: the tests' containers make the
+	// berth0 bridge and CNI's iptables chains, which are removed after.
+	net, err := snapshotHostNet()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests/engine:", err)
+		os.Exit(1)
+	}
 	code := 1
 	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine: setup:", err)
@@ -41,6 +48,10 @@ func TestMain(m *testing.M) {
 		code = m.Run()
 	}
 	if err := teardown(); err != nil {
+		fmt.Fprintln(os.Stderr, "tests/engine: teardown:", err)
+		code = 1
+	}
+	if err := net.restore(); err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine: teardown:", err)
 		code = 1
 	}

@@ -23,24 +23,56 @@ import (
 // rules), so a test leaves the host as it found it, also on failure.
 func hostNet(t *testing.T) {
 	t.Helper()
-	links := linkNames(t)
-	rules := iptablesSave(t)
+	snap, err := snapshotHostNet()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		for name := range linkNames(t) {
-			if !links[name] {
-				exec.Command("ip", "link", "del", name).Run()
-			}
+		if err := snap.restore(); err != nil {
+			t.Error(err)
 		}
-		restoreIptables(t, rules)
 	})
 }
 
-// linkNames are the host's network interfaces.
-func linkNames(t *testing.T) map[string]bool {
-	t.Helper()
+// hostNetState is what the host's network had: its links, and its
+// iptables chains and rules.
+type hostNetState struct {
+	links, rules map[string]bool
+}
+
+func snapshotHostNet() (hostNetState, error) {
+	links, err := hostLinks()
+	if err != nil {
+		return hostNetState{}, err
+	}
+	rules, err := iptablesRules()
+	if err != nil {
+		return hostNetState{}, err
+	}
+	return hostNetState{links, rules}, nil
+}
+
+// restore deletes the links, chains and rules that are not in h: the
+// bridges and CNI chains containers made (TestMain runs it after the
+// suite too, since bridge is the default network).
+func (h hostNetState) restore() error {
+	now, err := hostLinks()
+	if err != nil {
+		return err
+	}
+	for name := range now {
+		if !h.links[name] {
+			exec.Command("ip", "link", "del", name).Run()
+		}
+	}
+	return restoreIptables(h.rules)
+}
+
+// hostLinks are the host's network interfaces.
+func hostLinks() (map[string]bool, error) {
 	out, err := exec.Command("ip", "-o", "link").Output()
 	if err != nil {
-		t.Fatalf("ip -o link: %v", err)
+		return nil, fmt.Errorf("ip -o link: %w", err)
 	}
 	names := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -49,7 +81,7 @@ func linkNames(t *testing.T) map[string]bool {
 			names[strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]] = true
 		}
 	}
-	return names
+	return names, nil
 }
 
 // vethCount is the number of veth interfaces on the host.
@@ -62,13 +94,22 @@ func vethCount(t *testing.T) int {
 	return strings.Count(string(out), "\n")
 }
 
-// iptablesSave is `iptables-save` of the filter and nat tables, as
-// "table\tline" entries for chains and rules.
+// iptablesSave is iptablesRules for a test.
 func iptablesSave(t *testing.T) map[string]bool {
 	t.Helper()
+	rules, err := iptablesRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// iptablesRules is `iptables-save` of the filter and nat tables, as
+// "table\tline" entries for chains and rules.
+func iptablesRules() (map[string]bool, error) {
 	out, err := exec.Command("iptables-save").Output()
 	if err != nil {
-		t.Fatalf("iptables-save: %v", err)
+		return nil, fmt.Errorf("iptables-save: %w", err)
 	}
 	set := map[string]bool{}
 	table := ""
@@ -84,7 +125,7 @@ func iptablesSave(t *testing.T) map[string]bool {
 			set[table+"\t"+line] = true
 		}
 	}
-	return set
+	return set, nil
 }
 
 // ruleCount counts the iptables rules (not chains).
@@ -99,10 +140,14 @@ func ruleCount(rules map[string]bool) int {
 }
 
 // restoreIptables deletes the rules and chains that are not in before.
-func restoreIptables(t *testing.T, before map[string]bool) {
+func restoreIptables(before map[string]bool) error {
+	now, err := iptablesRules()
+	if err != nil {
+		return err
+	}
 	byTable := map[string][]string{}
 	var chains []string
-	for k := range iptablesSave(t) {
+	for k := range now {
 		if before[k] {
 			continue
 		}
@@ -126,13 +171,14 @@ func restoreIptables(t *testing.T, before map[string]bool) {
 		fmt.Fprintf(&script, "*%s\n%s\nCOMMIT\n", table, strings.Join(lines, "\n"))
 	}
 	if script.Len() == 0 {
-		return
+		return nil
 	}
 	cmd := exec.Command("iptables-restore", "--noflush")
 	cmd.Stdin = strings.NewReader(script.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("restore iptables: %v: %s\n%s", err, out, script.String())
+		return fmt.Errorf("restore iptables: %v: %s\n%s", err, out, script.String())
 	}
+	return nil
 }
 
 // createNetwork creates a berth network removed when the test ends.
@@ -378,7 +424,10 @@ func TestNetNoneAndHost(t *testing.T) {
 	if lines := strings.Split(out, "\n"); len(lines) != 1 || !strings.Contains(lines[0], "lo:") {
 		t.Errorf("--network none has links %q, want only lo", out)
 	}
-	host := linkNames(t)
+	host, err := hostLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out = ok(t, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
 	for name := range host {
 		if !strings.Contains(out, " "+name+":") && !strings.Contains(out, " "+name+"@") {
