@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: a whole container run, side by side in one hyperfine
 # invocation, of `true` in the busybox test image:
-#   berth   berth run --rm busybox true            (engine: image, snapshot,
+#   berth   berth run --rm --network none busybox true (engine: image, snapshot,
 #                                                   bundle, monitor, runtime)
 #   podman  podman run --rm --network none busybox true
 #                                                  (same image, loaded into a
@@ -104,13 +104,13 @@ PY
 )
 
 # Each tool once, to fail early with its own message.
-"$berth" "${berth_args[@]}" run --rm busybox true
+"$berth" "${berth_args[@]}" run --rm --network none busybox true
 "$tmp/bin/podman-bench" run --rm --network none localhost/busybox true
 runc --root "$tmp/runc-root" run --bundle "$tmp/bundle" bench-check
 
 echo "bench: run --rm of true, $runs runs each (warmup $warmup)"
 hyperfine -N --runs "$runs" --warmup "$warmup" --export-json "$tmp/run.json" \
-	-n berth "$berth ${berth_args[*]} run --rm busybox true" \
+	-n berth "$berth ${berth_args[*]} run --rm --network none busybox true" \
 	-n podman "$tmp/bin/podman-bench run --rm --network none localhost/busybox true" \
 	-n runc "runc --root $tmp/runc-root run --bundle $tmp/bundle bench-run" >/dev/null
 
@@ -138,7 +138,7 @@ ppid_of() { awk '/^PPid:/ { print $2 }' "/proc/$1/status"; }
 
 echo "bench: density, $density detached containers of sleep 3600 each"
 for i in $(seq "$density"); do
-	"$berth" "${berth_args[@]}" run -d busybox sleep 3600 >/dev/null
+	"$berth" "${berth_args[@]}" run -d --network none busybox sleep 3600 >/dev/null
 done
 mons=()
 for id in $("$berth" "${berth_args[@]}" ps -q --no-trunc); do
