@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
 command -v go >/dev/null || { echo "quickstart: Go 1.21 or newer is needed (newer toolchains come through the Go module proxy)" >&2; exit 1; }
 need=()
-for p in gcc pkg-config libseccomp-dev busybox-static; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in gcc pkg-config libseccomp-dev busybox-static containernetworking-plugins iptables; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -19,7 +19,7 @@ RT_FLOOR=${RT_FLOOR:-44}
 [ -d "$SHARED" ] || { echo "test.sh: $SHARED not found (shared/ must sit beside the repository)" >&2; exit 1; }
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
 
-pkgs=(gcc pkg-config libseccomp-dev busybox-static python3 iproute2 runc podman containerd hyperfine qemu-system-x86 xz-utils cpio docker-registry skopeo)
+pkgs=(gcc pkg-config libseccomp-dev busybox-static containernetworking-plugins iptables python3 iproute2 runc podman containerd hyperfine qemu-system-x86 xz-utils cpio docker-registry skopeo)
 need=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
