@@ -469,25 +469,8 @@ func containerInspectCmd(o *options, use string, images bool) *cobra.Command {
 				}
 				errs = append(errs, err)
 			}
-			if tmpl != nil {
-				for _, v := range out {
-					var m any
-					b, _ := json.Marshal(v)
-					json.Unmarshal(b, &m)
-					if err := tmpl.Execute(cmd.OutOrStdout(), m); err != nil {
-						return fmt.Errorf("--format: %w", err)
-					}
-					fmt.Fprintln(cmd.OutOrStdout())
-				}
-			} else {
-				if out == nil {
-					out = []any{}
-				}
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			if err := writeInspect(cmd.OutOrStdout(), tmpl, out); err != nil {
+				return err
 			}
 			return errors.Join(errs...)
 		},

@@ -117,3 +117,36 @@ func writeTemplate[T any](w io.Writer, t *template.Template, table bool, headers
 	}
 	return nil
 }
+
+// writeInspect prints inspect's result: each item through the --format
+// template t (which sees the item as its JSON form, so templates use
+// docker's field names), or, without t, the items as one indented JSON
+// array, as docker's inspect commands do.
+func writeInspect[T any](w io.Writer, t *template.Template, items []T) error {
+	if t == nil {
+		if items == nil {
+			items = []T{}
+		}
+		b, err := json.MarshalIndent(items, "", "    ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	for _, v := range items {
+		var m any
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		if err := t.Execute(w, m); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}

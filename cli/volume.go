@@ -177,23 +177,8 @@ func volumeInspectCmd(o *options) *cobra.Command {
 				}
 				out = append(out, toVolumeJSON(v))
 			}
-			w := cmd.OutOrStdout()
-			if tmpl != nil {
-				for _, v := range out {
-					var m any
-					b, _ := json.Marshal(v)
-					json.Unmarshal(b, &m)
-					if err := tmpl.Execute(w, m); err != nil {
-						return fmt.Errorf("--format: %w", err)
-					}
-					fmt.Fprintln(w)
-				}
-			} else {
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(w, string(b))
+			if err := writeInspect(cmd.OutOrStdout(), tmpl, out); err != nil {
+				return err
 			}
 			return errors.Join(errs...)
 		},
