@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,19 +35,40 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Exit(run(m))
+}
+
+// hostNetLock serializes the suites that change the host's network (this
+// one, run from several checkouts at once): each snapshots the host's
+// links and iptables rules and removes what appeared after, which would
+// take another suite's bridges away.
+const hostNetLock = "/run/lock/berth-tests-hostnet.lock"
+
+func run(m *testing.M) int {
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "tests/engine: setup:", err)
+		teardown()
+		return 1
+	}
+	lock, err := os.OpenFile(hostNetLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests/engine:", err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		fmt.Fprintf(os.Stderr, "tests/engine: lock %s: %v\n", hostNetLock, err)
+		return 1
+	}
 	// bridge is the default network: the tests' containers make the
 	// berth0 bridge and CNI's iptables chains, which are removed after.
 	net, err := snapshotHostNet()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine:", err)
-		os.Exit(1)
+		teardown()
+		return 1
 	}
-	code := 1
-	if err := setup(); err != nil {
-		fmt.Fprintln(os.Stderr, "tests/engine: setup:", err)
-	} else {
-		code = m.Run()
-	}
+	code := m.Run()
 	if err := teardown(); err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine: teardown:", err)
 		code = 1
@@ -55,7 +77,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "tests/engine: teardown:", err)
 		code = 1
 	}
-	os.Exit(code)
+	return code
 }
 
 func setup() error {
