@@ -53,10 +53,10 @@ type AuthConfig struct {
 
 // TokenConfig configures the bearer-token issuer served by berth.
 type TokenConfig struct {
-	Realm      string        `toml:"realm"`       // the token endpoint's URL as clients reach it
-	Service    string        `toml:"service"`     // the service name in challenges and tokens
-	Issuer     string        `toml:"issuer"`      // the tokens' iss claim
-	Key        string        `toml:"key"`         // PEM private key signing the tokens (generated and kept when the file is missing)
+	Realm      string        `toml:"realm"`      // the token endpoint's URL as clients reach it
+	Service    string        `toml:"service"`    // the service name in challenges and tokens
+	Issuer     string        `toml:"issuer"`     // the tokens' iss claim
+	Key        string        `toml:"key"`        // PEM private key signing the tokens (generated and kept when the file is missing)
 	Expiration time.Duration `toml:"expiration"` // token lifetime; 5 minutes when 0
 }
 
