@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func openStore(t *testing.T) (*Store, string) {
@@ -20,6 +21,18 @@ func openStore(t *testing.T) (*Store, string) {
 		t.Fatal(err)
 	}
 	return s, root
+}
+
+// storeEntries counts what the store's directory holds besides its lock file.
+func storeEntries(root string) int {
+	entries, _ := os.ReadDir(filepath.Join(root, "volumes"))
+	n := 0
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			n++
+		}
+	}
+	return n
 }
 
 func TestCreateGetListRemove(t *testing.T) {
@@ -86,9 +99,8 @@ func TestCreateGetListRemove(t *testing.T) {
 	if err := s.Remove("data", nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second remove: %v", err)
 	}
-	entries, _ := os.ReadDir(filepath.Join(root, "volumes"))
-	if len(entries) != 1 {
-		t.Errorf("store holds %d entries, want only the anonymous volume (no temp or trash left)", len(entries))
+	if n := storeEntries(root); n != 1 {
+		t.Errorf("store holds %d entries, want only the anonymous volume (no temp or trash left)", n)
 	}
 }
 
@@ -158,9 +170,8 @@ func TestConcurrentCreate(t *testing.T) {
 	if len(list) != 21 {
 		t.Errorf("%d volumes, want 21", len(list))
 	}
-	entries, _ := os.ReadDir(filepath.Join(root, "volumes"))
-	if len(entries) != 21 {
-		t.Errorf("%d entries, want 21: temp directories left", len(entries))
+	if n := storeEntries(root); n != 21 {
+		t.Errorf("%d entries, want 21: temp directories left", n)
 	}
 }
 
@@ -309,5 +320,43 @@ func TestSeed(t *testing.T) {
 	must(Seed(esc, rootfs, "/etclink"))
 	if entries, _ := os.ReadDir(esc); len(entries) != 0 {
 		t.Errorf("followed a symlink out of rootfs: copied %d entries", len(entries))
+	}
+}
+
+// TestRemoveRacesCreate: a container create that finds the volume while a
+// remove has decided it is unused (no container recorded yet) must not get
+// the volume the remove then deletes: it waits, and makes it anew.
+func TestRemoveRacesCreate(t *testing.T) {
+	s, _ := openStore(t)
+	if _, _, err := s.Create("data", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		v       Volume
+		created bool
+		err     error
+	}
+	done := make(chan result, 1)
+	err := s.Remove("data", func(string) bool {
+		// The remove saw no user. A container create starts now.
+		go func() {
+			v, created, err := s.Create("data", CreateOptions{})
+			done <- result{v, created, err}
+		}()
+		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.created {
+		t.Error("create returned the volume the remove was deleting")
+	}
+	if _, err := os.Stat(r.v.Mountpoint); err != nil {
+		t.Errorf("the volume create returned is gone: %v", err)
 	}
 }
