@@ -46,6 +46,17 @@ func newRules(list []server.AccessRule) (*rules, error) {
 	return &rules{list: list, open: len(list) == 0}, nil
 }
 
+// matches reports whether a repository name matches a rule's pattern:
+// "*" matches every name, other patterns as path.Match says (a "*" in
+// them does not cross a "/").
+func matches(pattern, name string) bool {
+	if pattern == "*" {
+		return true
+	}
+	ok, _ := path.Match(pattern, name)
+	return ok
+}
+
 // applies reports whether rule r is for user ("" for anonymous).
 func (r *rules) applies(rule server.AccessRule, user string) bool {
 	for _, u := range rule.Users {
@@ -73,7 +84,7 @@ func (r *rules) grant(user string, asked server.Access) []string {
 			break
 		}
 		for _, rule := range r.list {
-			if ok, _ := path.Match(rule.Repository, asked.Name); ok && r.applies(rule, user) {
+			if matches(rule.Repository, asked.Name) && r.applies(rule, user) {
 				allowed = append(allowed, rule.Actions...)
 			}
 		}
