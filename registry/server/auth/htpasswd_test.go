@@ -14,7 +14,7 @@ import (
 )
 
 // hashOf is a bcrypt hash of password, of the lowest cost (fast tests).
-func hashOf(t *testing.T, password string) string {
+func hashOf(t testing.TB, password string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
@@ -25,7 +25,7 @@ func hashOf(t *testing.T, password string) string {
 
 // writeHtpasswd writes an htpasswd file of users (name and password
 // pairs) at path, replacing it (a new inode, as editors do).
-func writeHtpasswd(t *testing.T, path string, users ...string) {
+func writeHtpasswd(t testing.TB, path string, users ...string) {
 	t.Helper()
 	var b strings.Builder
 	for i := 0; i < len(users); i += 2 {
@@ -34,7 +34,7 @@ func writeHtpasswd(t *testing.T, path string, users ...string) {
 	writeFile(t, path, b.String())
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {

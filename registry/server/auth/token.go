@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-project/berth/registry/server"
@@ -25,10 +26,22 @@ type tokenIssuer struct {
 	issuer     string
 	expiration time.Duration
 	key        *signer
+
+	// verified are access tokens whose signature and claims were
+	// checked, by token: checking an ES256 signature costs more than
+	// serving a small manifest, and clients send the same token with
+	// every request. Only the times are checked again.
+	mu       sync.Mutex
+	verified map[string]*claims
 }
 
+// maxVerified bounds the verified tokens kept; when full, they are
+// forgotten all at once.
+const maxVerified = 4096
+
 func newTokenIssuer(cfg server.TokenConfig) (*tokenIssuer, error) {
-	t := &tokenIssuer{realm: cfg.Realm, service: cfg.Service, issuer: cfg.Issuer, expiration: cfg.Expiration}
+	t := &tokenIssuer{realm: cfg.Realm, service: cfg.Service, issuer: cfg.Issuer, expiration: cfg.Expiration,
+		verified: map[string]*claims{}}
 	if t.realm != "" {
 		u, err := url.Parse(t.realm)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -172,6 +185,23 @@ func (t *tokenIssuer) parse(tok string, now time.Time) (*claims, error) {
 
 // verify checks an access token.
 func (t *tokenIssuer) verify(tok string, now time.Time) (*claims, error) {
+	t.mu.Lock()
+	c, ok := t.verified[tok]
+	t.mu.Unlock()
+	if ok {
+		// Signature, issuer and audience were checked; the times are
+		// checked again, as parse does.
+		if now.After(c.ExpiresAt.Add(Leeway)) {
+			return nil, jwt.ErrTokenExpired
+		}
+		if c.NotBefore != nil && now.Before(c.NotBefore.Add(-Leeway)) {
+			return nil, jwt.ErrTokenNotValidYet
+		}
+		if c.IssuedAt != nil && now.Before(c.IssuedAt.Add(-Leeway)) {
+			return nil, jwt.ErrTokenUsedBeforeIssued
+		}
+		return c, nil
+	}
 	c, err := t.parse(tok, now)
 	if err != nil {
 		return nil, err
@@ -179,6 +209,12 @@ func (t *tokenIssuer) verify(tok string, now time.Time) (*claims, error) {
 	if c.Refresh != "" {
 		return nil, errors.New("a refresh token is not an access token")
 	}
+	t.mu.Lock()
+	if len(t.verified) >= maxVerified {
+		clear(t.verified)
+	}
+	t.verified[tok] = c
+	t.mu.Unlock()
 	return c, nil
 }
 

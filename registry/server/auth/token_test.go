@@ -59,7 +59,7 @@ var tokenRules = []server.AccessRule{
 	{Repository: "bob/*", Users: []string{"bob"}, Actions: []string{"pull", "push"}},
 }
 
-func newTokenSetup(t *testing.T) *tokenSetup {
+func newTokenSetup(t testing.TB) *tokenSetup {
 	t.Helper()
 	dir := t.TempDir()
 	s := &tokenSetup{dir: dir, htpasswd: filepath.Join(dir, "htpasswd"), key: filepath.Join(dir, "keys", "token.pem"),
@@ -71,7 +71,7 @@ func newTokenSetup(t *testing.T) *tokenSetup {
 	return s
 }
 
-func (s *tokenSetup) newAuth(t *testing.T, cfg server.AuthConfig) *Auth {
+func (s *tokenSetup) newAuth(t testing.TB, cfg server.AuthConfig) *Auth {
 	t.Helper()
 	a, err := New(cfg, WithClock(s.clock.now))
 	if err != nil {
@@ -82,7 +82,7 @@ func (s *tokenSetup) newAuth(t *testing.T, cfg server.AuthConfig) *Auth {
 
 // get asks a's token endpoint by GET for scopes, with basic
 // credentials unless user and password are empty.
-func get(t *testing.T, a *Auth, query url.Values, user, password string) (*httptest.ResponseRecorder, tokenResponse) {
+func get(t testing.TB, a *Auth, query url.Values, user, password string) (*httptest.ResponseRecorder, tokenResponse) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, "/token?"+query.Encode(), nil)
 	if user != "" || password != "" {
@@ -98,7 +98,7 @@ func post(t *testing.T, a *Auth, form url.Values) (*httptest.ResponseRecorder, t
 	return serve(t, a, r)
 }
 
-func serve(t *testing.T, a *Auth, r *http.Request) (*httptest.ResponseRecorder, tokenResponse) {
+func serve(t testing.TB, a *Auth, r *http.Request) (*httptest.ResponseRecorder, tokenResponse) {
 	t.Helper()
 	w := httptest.NewRecorder()
 	a.TokenHandler().ServeHTTP(w, r)
@@ -306,7 +306,7 @@ func bearer(tok string) *http.Request {
 	return r
 }
 
-func token(t *testing.T, a *Auth, user, password string, scope ...string) string {
+func token(t testing.TB, a *Auth, user, password string, scope ...string) string {
 	t.Helper()
 	w, resp := get(t, a, scopes("", scope...), user, password)
 	if w.Code != http.StatusOK {
@@ -319,6 +319,7 @@ func TestBearer(t *testing.T) {
 	s := newTokenSetup(t)
 	a := s.a
 	tok := token(t, a, "bob", "bob-pw", "repository:bob/a:pull,push", "repository:public/p:pull")
+	unseen := token(t, a, "bob", "bob-pw", "repository:bob/a:pull") // never verified before it expires
 	for _, access := range [][]server.Access{
 		nil, // the version check: any valid token
 		{repo("bob/a", "pull")},
@@ -372,10 +373,12 @@ func TestBearer(t *testing.T) {
 	}
 	s.clock.add(2 * time.Second)
 	check("expired", tok)
+	check("expired, never seen", unseen)
 	// Not valid yet (issued in the future).
 	s.clock.add(-10 * time.Minute)
 	s.clock.add(-Leeway)
 	check("not yet valid", tok)
+	check("not yet valid, never seen", unseen)
 	s.clock.add(10*time.Minute + Leeway)
 	s.clock.add(-5 * time.Minute)
 
@@ -556,3 +559,16 @@ xrcQ3ZTXFhvRQV/C0I8dLYfMW193xO4c7llP/Kn7MP88EgF3Vx275RDp
 `
 
 const fixedKID = "5QA2:DJV4:TY6C:64JI:M73L:PZLH:I6HG:7MMX:VWXL:YXL4:TRJ3:ICBB"
+
+func BenchmarkAuthorizeBearer(b *testing.B) {
+	s := newTokenSetup(b)
+	tok := token(b, s.a, "bob", "bob-pw", "repository:bob/a:pull")
+	r := bearer(tok)
+	access := []server.Access{repo("bob/a", "pull")}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.a.Authorize(r, access); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
