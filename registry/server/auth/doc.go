@@ -4,13 +4,31 @@
 // specification describes them, issued by a token endpoint of the
 // server itself (TokenHandler) and verified on every request.
 //
+// The server wires it as:
+//
+//	a, err := auth.New(cfg.Auth, auth.WithLogger(logger))
+//	// the Authorizer of every /v2/ endpoint:
+//	srv.authorizer = a
+//	// in token mode, the token endpoint:
+//	if h := a.TokenHandler(); h != nil {
+//		mux.Handle(auth.TokenPath, h)
+//	}
+//
 // What a user may do is the union of the access rules (server.AccessRule)
 // that match the repository and the user; rules for "anonymous" also
 // apply to authenticated users. With no rules every authenticated user
-// may do everything and anonymous requests nothing.
+// may do everything and anonymous requests nothing. The catalog
+// (registry:catalog:*) is for those who may pull every repository.
 //
-// The htpasswd file is read again when it changes, so users are added
-// and removed without a restart. The token signing key is kept in a PEM
-// file, generated (ECDSA P-256) when it does not exist, so that tokens
-// outlive a restart of the server.
+// The htpasswd file is read again when it changes (looked at once a
+// second at most), so users are added and removed without a restart; a
+// file that no longer parses leaves the users as they were, logged. A
+// token already issued stays valid until it expires (5 minutes unless
+// configured), whatever happens to the file; refresh tokens (docker
+// login's identity tokens) are void once the user's password changes.
+//
+// The token signing key is kept in a PEM file, generated (ECDSA P-256)
+// when it does not exist, so that tokens outlive a restart of the
+// server. Tokens carry the key's ID in libtrust's form in their "kid"
+// header, as docker's distribution does.
 package auth
