@@ -4,15 +4,16 @@
 // specification describes them, issued by a token endpoint of the
 // server itself (TokenHandler) and verified on every request.
 //
-// The server wires it as:
+// Package auth imports package server for the seam's types, so package
+// server cannot import it: whoever builds the server (berth registry
+// serve) wires it, when the configuration has an htpasswd file or a
+// token section:
 //
 //	a, err := auth.New(cfg.Auth, auth.WithLogger(logger))
-//	// the Authorizer of every /v2/ endpoint:
-//	srv.authorizer = a
-//	// in token mode, the token endpoint:
-//	if h := a.TokenHandler(); h != nil {
-//		mux.Handle(auth.TokenPath, h)
-//	}
+//	// the Authorizer of every /v2/ endpoint, and in token mode the
+//	// token endpoint, served at auth.TokenPath (or the configured
+//	// realm's path):
+//	authorizer, tokenHandler := server.Authorizer(a), a.TokenHandler()
 //
 // What a user may do is the union of the access rules (server.AccessRule)
 // that match the repository and the user; rules for "anonymous" also
