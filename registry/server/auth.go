@@ -47,7 +47,7 @@ type AuthConfig struct {
 	// checks the client's credentials against Htpasswd.
 	Token *TokenConfig `toml:"token"`
 	// Access rules say who may do what on which repositories; with no
-	// rules every authenticated user may pull and push everywhere.
+	// rules every authenticated user may pull, push and delete everywhere.
 	Access []AccessRule `toml:"access"`
 }
 
