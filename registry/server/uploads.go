@@ -20,6 +20,7 @@ import (
 type upload struct {
 	mu   sync.Mutex
 	w    *content.Writer
+	repo string
 	gone bool // finished, cancelled or released: look it up again
 }
 
@@ -53,6 +54,10 @@ func (s *Server) openUpload(id, name string) (*upload, error) {
 			continue
 		}
 		if u.w != nil {
+			if u.repo != name {
+				u.mu.Unlock()
+				return nil, uploadUnknown(id)
+			}
 			return u, nil
 		}
 		ss, err := s.store.loadSession(id)
@@ -60,6 +65,7 @@ func (s *Server) openUpload(id, name string) (*upload, error) {
 			err = content.ErrNotFound
 		}
 		if err == nil {
+			u.repo = name
 			u.w, err = s.store.content.Writer(uploadRef(id), "", 0)
 			if errors.Is(err, content.ErrLocked) {
 				err = errorf(http.StatusConflict, CodeBlobUploadInvalid, "the upload is in use by another process", map[string]string{"upload": id})
