@@ -18,6 +18,9 @@ const DefaultMaxManifestSize = 4 << 20
 // before the server gives up on it (a slow or stalled client).
 const DefaultBodyIdleTimeout = time.Minute
 
+// DefaultUploadIdleRelease is the default Config.UploadIdleRelease.
+const DefaultUploadIdleRelease = 5 * time.Minute
+
 // Config configures a Server.
 type Config struct {
 	// Root is the storage directory.
@@ -36,6 +39,10 @@ type Config struct {
 	// BodyIdleTimeout bounds the time a request body may stall;
 	// DefaultBodyIdleTimeout when 0.
 	BodyIdleTimeout time.Duration
+	// UploadIdleRelease is how long an upload session may see no request
+	// before the server releases its open file and lock (the bytes stay;
+	// the next request reopens them); DefaultUploadIdleRelease when 0.
+	UploadIdleRelease time.Duration
 	// Authorizer, when set, is asked before every /v2/ endpoint.
 	Authorizer Authorizer
 	// TokenHandler, when set, is served at /token (the bearer-token

@@ -81,7 +81,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 			return err
 		}
 	}
-	if err := s.store.content.Ingest(r.Context(), "registry-manifest-"+d.String(), bytes.NewReader(b), d, int64(len(b))); err != nil {
+	if err := s.store.content.Ingest(r.Context(), "registry-manifest-"+newUploadID(), bytes.NewReader(b), d, int64(len(b))); err != nil {
 		return err
 	}
 	var referrer *ocispec.Descriptor

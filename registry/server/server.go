@@ -23,6 +23,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	uploads map[string]*upload // open upload sessions, by id
+
+	stop      chan struct{} // closed by Close: stops the idle reaper
+	reaper    sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New opens the storage under cfg.Root (creating it) and returns the
@@ -38,6 +42,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
+	if cfg.UploadIdleRelease <= 0 {
+		cfg.UploadIdleRelease = DefaultUploadIdleRelease
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -45,17 +52,60 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry server: %w", err)
 	}
-	return &Server{cfg: cfg, store: st, log: cfg.Logger, metrics: newMetrics(), uploads: map[string]*upload{}}, nil
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, metrics: newMetrics(), uploads: map[string]*upload{}, stop: make(chan struct{})}
+	s.reaper.Add(1)
+	go s.releaseIdle()
+	return s, nil
+}
+
+// releaseIdle closes the writers of upload sessions that saw no request
+// for UploadIdleRelease, so abandoned uploads hold no file or lock.
+func (s *Server) releaseIdle() {
+	defer s.reaper.Done()
+	t := time.NewTicker(max(s.cfg.UploadIdleRelease/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		idle := make(map[string]*upload)
+		for id, u := range s.uploads {
+			idle[id] = u
+		}
+		s.mu.Unlock()
+		for id, u := range idle {
+			if !u.mu.TryLock() {
+				continue // a request is using it
+			}
+			if !u.gone && time.Since(u.used) >= s.cfg.UploadIdleRelease {
+				if u.w != nil {
+					if err := u.w.Close(); err != nil {
+						s.log.Warn("release idle upload", "upload", id, "err", err)
+					}
+					u.w = nil
+				}
+				s.dropUpload(id, u)
+			}
+			u.mu.Unlock()
+		}
+	}
 }
 
 // Close releases the upload sessions the server holds open; their bytes
 // stay on disk, so a new Server on the same root continues them. Call it
 // after the HTTP server has shut down.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	s.reaper.Wait()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	open := s.uploads
+	s.uploads = map[string]*upload{}
+	s.mu.Unlock()
 	var errs []error
-	for id, u := range s.uploads {
+	for _, u := range open {
 		u.mu.Lock()
 		if u.w != nil {
 			errs = append(errs, u.w.Close())
@@ -63,7 +113,6 @@ func (s *Server) Close() error {
 		}
 		u.gone = true
 		u.mu.Unlock()
-		delete(s.uploads, id)
 	}
 	return errors.Join(errs...)
 }

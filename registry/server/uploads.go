@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -21,6 +22,7 @@ type upload struct {
 	mu   sync.Mutex
 	w    *content.Writer
 	repo string
+	used time.Time // the last request's time
 	gone bool // finished, cancelled or released: look it up again
 }
 
@@ -58,6 +60,7 @@ func (s *Server) openUpload(id, name string) (*upload, error) {
 				u.mu.Unlock()
 				return nil, uploadUnknown(id)
 			}
+			u.used = time.Now()
 			return u, nil
 		}
 		ss, err := s.store.loadSession(id)
@@ -76,6 +79,7 @@ func (s *Server) openUpload(id, name string) (*upload, error) {
 			u.mu.Unlock()
 			return nil, notFound(err, uploadUnknown(id))
 		}
+		u.used = time.Now()
 		return u, nil
 	}
 }

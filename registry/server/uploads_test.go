@@ -246,3 +246,31 @@ func TestStalledBody(t *testing.T) {
 		t.Fatalf("stalled body cut off after %v", el)
 	}
 }
+
+// An upload that sees no request for UploadIdleRelease is released (its
+// lock and file closed) and continues on its next request.
+func TestUploadIdleRelease(t *testing.T) {
+	tr := newRegistry(t, Config{UploadIdleRelease: 50 * time.Millisecond})
+	loc := tr.do("POST", "/v2/idle/blobs/uploads/", nil).Header.Get("Location")
+	tr.do("PATCH", loc, []byte("held ")).expect(t, "PATCH", http.StatusAccepted)
+	locked := func() bool {
+		st, err := tr.srv.store.content.ListIngests()
+		if err != nil || len(st) != 1 {
+			t.Fatalf("ingests %+v: %v", st, err)
+		}
+		return st[0].Locked
+	}
+	if !locked() {
+		t.Fatal("an active upload is not locked")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for locked() {
+		if time.Now().After(deadline) {
+			t.Fatal("idle upload still held after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tr.do("PATCH", loc, []byte("then released"), "Content-Range", "5-17").expect(t, "PATCH after release", http.StatusAccepted)
+	d := digest.FromString("held then released")
+	tr.do("PUT", loc+"?digest="+d.String(), nil).expect(t, "PUT after release", http.StatusCreated)
+}
