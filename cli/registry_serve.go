@@ -23,7 +23,7 @@ import (
 // registry server.
 func addRegistryCommands(root *cobra.Command, o *options) {
 	cmd := &cobra.Command{Use: "registry", Short: "Run berth's registry server", Args: cobra.NoArgs}
-	cmd.AddCommand(registryServeCmd(o))
+	cmd.AddCommand(registryServeCmd(o), registryGCCmd())
 	root.AddCommand(cmd)
 }
 

@@ -152,3 +152,40 @@ func TestRegistryServeConfig(t *testing.T) {
 		t.Fatal("--tls-cert without --tls-key accepted")
 	}
 }
+
+// `registry gc` reports and deletes unreferenced blobs of a root.
+func TestRegistryGC(t *testing.T) {
+	regRoot := t.TempDir()
+	addr, _ := startRegistry(t, "--root", regRoot)
+	data := []byte("unreferenced")
+	d := digest.FromBytes(data)
+	resp, err := http.Post("http://"+addr+"/v2/gc/blobs/uploads/?digest="+d.String(), "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push: %d", resp.StatusCode)
+	}
+	if out := mustRun(t, "registry", "gc", "--root", regRoot); !strings.Contains(out, "Deleted 0 blobs") {
+		t.Fatalf("gc within the grace period: %q", out)
+	}
+	out := mustRun(t, "registry", "gc", "--root", regRoot, "--grace", "1ns", "--dry-run")
+	if !strings.Contains(out, "Would delete 1 blobs") || !strings.Contains(out, d.String()) {
+		t.Fatalf("gc --dry-run: %q", out)
+	}
+	if out := mustRun(t, "registry", "gc", "--root", regRoot, "--grace", "1ns"); !strings.Contains(out, "Deleted 1 blobs (12B)") {
+		t.Fatalf("gc: %q", out)
+	}
+	resp, err = http.Head("http://" + addr + "/v2/gc/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD after gc: %d", resp.StatusCode)
+	}
+	if _, err := run(t, nil, "registry", "gc", "--root", t.TempDir()); err == nil {
+		t.Fatal("gc of a non-registry directory succeeded")
+	}
+}

@@ -23,7 +23,7 @@ type upload struct {
 	w    *content.Writer
 	repo string
 	used time.Time // the last request's time
-	gone bool // finished, cancelled or released: look it up again
+	gone bool      // finished, cancelled or released: look it up again
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
