@@ -38,6 +38,7 @@ type serveFlags struct {
 	readOnly   bool
 	deleteTags bool
 	logFormat  string
+	logLevel   string
 }
 
 // defaultRegistryAddr is where the server listens without --addr or addr:
@@ -63,7 +64,7 @@ flight (uploads among them) finish; unfinished uploads stay resumable.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runRegistry(ctx, fc, sf.logFormat, cmd)
+			return runRegistry(ctx, fc, sf, cmd)
 		},
 	}
 	f := cmd.Flags()
@@ -75,6 +76,7 @@ flight (uploads among them) finish; unfinished uploads stay resumable.`,
 	f.BoolVar(&sf.readOnly, "read-only", false, "refuse pushes and deletes")
 	f.BoolVar(&sf.deleteTags, "delete-tags", false, "allow deleting manifests by tag")
 	f.StringVar(&sf.logFormat, "log-format", "text", "access log format: text or json (on stderr)")
+	f.StringVar(&sf.logLevel, "log-level", "info", "log level: debug, info (access logs), warn or error")
 	return cmd
 }
 
@@ -118,6 +120,10 @@ func (sf *serveFlags) resolve(cmd *cobra.Command, o *options) (server.FileConfig
 	default:
 		return fc, fmt.Errorf("--log-format %q: want text or json", sf.logFormat)
 	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(sf.logLevel)); err != nil {
+		return fc, fmt.Errorf("--log-level %q: want debug, info, warn or error", sf.logLevel)
+	}
 	return fc, nil
 }
 
@@ -134,12 +140,14 @@ func buildAuth(cfg server.AuthConfig) (server.Authorizer, http.Handler, error) {
 }
 
 // runRegistry serves the registry until ctx is cancelled.
-func runRegistry(ctx context.Context, fc server.FileConfig, logFormat string, cmd *cobra.Command) error {
+func runRegistry(ctx context.Context, fc server.FileConfig, sf *serveFlags, cmd *cobra.Command) error {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(sf.logLevel)) // checked by resolve
 	var h slog.Handler
-	if logFormat == "json" {
-		h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+	if sf.logFormat == "json" {
+		h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})
 	} else {
-		h = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+		h = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})
 	}
 	log := slog.New(h)
 	cfg := fc.ServerConfig()

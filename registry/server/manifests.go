@@ -76,6 +76,18 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	} else {
 		d = digest.FromBytes(b)
 	}
+	// Tags to set besides a tag reference: ?tag= on a push by digest.
+	var tags []string
+	if strings.Contains(rt.Ref, ":") {
+		for _, t := range r.URL.Query()["tag"] {
+			if !tagRe.MatchString(t) {
+				return errorf(http.StatusBadRequest, CodeManifestInvalid, "invalid tag", map[string]string{"tag": t})
+			}
+			tags = append(tags, t)
+		}
+	} else {
+		tags = []string{rt.Ref}
+	}
 	if !s.cfg.AllowMissingReferences {
 		if err := s.checkReferences(rt.Name, m); err != nil {
 			return err
@@ -93,12 +105,17 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := s.store.putManifest(rt.Name, d, m.MediaType, referrer, subject); err != nil {
 		return err
 	}
-	if !strings.Contains(rt.Ref, ":") {
-		if err := s.store.putTag(rt.Name, rt.Ref, d); err != nil {
+	for _, t := range tags {
+		if err := s.store.putTag(rt.Name, t, d); err != nil {
 			return err
 		}
 	}
 	h := w.Header()
+	if strings.Contains(rt.Ref, ":") {
+		for _, t := range tags {
+			h.Add("OCI-Tag", t)
+		}
+	}
 	h.Set("Location", "/v2/"+rt.Name+"/manifests/"+d.String())
 	h.Set("Docker-Content-Digest", d.String())
 	if subject != "" {

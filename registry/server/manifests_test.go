@@ -171,3 +171,21 @@ func TestManifestDeleteByTag(t *testing.T) {
 	on.do("GET", "/v2/dt/manifests/"+d.String(), nil).expect(t, "manifest by digest", http.StatusOK)
 	on.do("DELETE", "/v2/dt/manifests/v1", nil).expect(t, "DELETE deleted tag", http.StatusNotFound, CodeManifestUnknown)
 }
+
+// A push by digest may set tags with ?tag=, answered with OCI-Tag.
+func TestManifestPushByDigestWithTags(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	m := tr.image("bytag", "1")
+	d := digest.FromBytes(m)
+	r := tr.do("PUT", "/v2/bytag/manifests/"+d.String()+"?tag=a&tag=b", m, "Content-Type", ocispec.MediaTypeImageManifest)
+	r.expect(t, "PUT with tags", http.StatusCreated)
+	if got := r.Header.Values("OCI-Tag"); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("OCI-Tag %v", got)
+	}
+	for _, tag := range []string{"a", "b"} {
+		if r := tr.do("HEAD", "/v2/bytag/manifests/"+tag, nil); r.Status != http.StatusOK || r.Header.Get("Docker-Content-Digest") != d.String() {
+			t.Fatalf("tag %s: %d %s", tag, r.Status, r.Header.Get("Docker-Content-Digest"))
+		}
+	}
+	tr.do("PUT", "/v2/bytag/manifests/"+d.String()+"?tag=.bad", m, "Content-Type", ocispec.MediaTypeImageManifest).expect(t, "bad tag", http.StatusBadRequest, CodeManifestInvalid)
+}

@@ -48,6 +48,11 @@ func newMetrics() *metrics {
 
 func (m *metrics) observe(method string, route routeKind, status int, in, out int64, d time.Duration) {
 	r := string(route)
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		method = "other" // clients choose methods: keep the label set bounded
+	}
 	m.requests.WithLabelValues(method, r, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(method, r).Observe(d.Seconds())
 	if in > 0 {

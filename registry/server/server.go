@@ -136,10 +136,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := time.Since(start)
 	s.metrics.observe(r.Method, kind, sw.status, in, sw.bytes, d)
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
-		slog.Int64("bytes_in", in), slog.Int64("bytes", sw.bytes), slog.Duration("duration", d),
-		slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()))
+	if s.log.Enabled(r.Context(), slog.LevelInfo) {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+			slog.Int64("bytes_in", in), slog.Int64("bytes", sw.bytes), slog.Duration("duration", d),
+			slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()))
+	}
 }
 
 // serve dispatches a request and returns its route kind.

@@ -277,7 +277,15 @@ func (s *Server) writeChunk(w http.ResponseWriter, r *http.Request, rt route, u 
 			return errorf(http.StatusBadRequest, CodeBlobUploadInvalid,
 				fmt.Sprintf("Content-Length %d does not match Content-Range %s", r.ContentLength, cr), nil)
 		}
-		body = io.LimitReader(r.Body, n)
+		got, err := copyBody(u.w, io.LimitReader(r.Body, n))
+		if err != nil {
+			return bodyError(err)
+		}
+		if got != n {
+			return errorf(http.StatusBadRequest, CodeBlobUploadInvalid,
+				fmt.Sprintf("chunk %s carried %d bytes", cr, got), map[string]string{"Content-Range": cr})
+		}
+		return nil
 	}
 	if _, err := copyBody(u.w, body); err != nil {
 		return bodyError(err)

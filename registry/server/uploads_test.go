@@ -274,3 +274,25 @@ func TestUploadIdleRelease(t *testing.T) {
 	d := digest.FromString("held then released")
 	tr.do("PUT", loc+"?digest="+d.String(), nil).expect(t, "PUT after release", http.StatusCreated)
 }
+
+// A chunk shorter than its Content-Range is BLOB_UPLOAD_INVALID; the
+// upload keeps the bytes that came and tells where it stands.
+func TestChunkShorterThanRange(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	loc := tr.do("POST", "/v2/short/blobs/uploads/", nil).Header.Get("Location")
+	req, _ := http.NewRequest("PATCH", tr.url+loc, struct{ io.Reader }{strings.NewReader("abc")}) // no Content-Length
+	req.Header.Set("Content-Range", "0-9")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("short chunk: %d", resp.StatusCode)
+	}
+	r := tr.do("GET", loc, nil)
+	if r.Header.Get("Range") != "0-2" {
+		t.Fatalf("Range after a short chunk %q", r.Header.Get("Range"))
+	}
+	tr.do("PATCH", loc, []byte("defg"), "Content-Range", "3-5").expect(t, "Content-Length beyond Content-Range", http.StatusBadRequest, CodeBlobUploadInvalid)
+}
