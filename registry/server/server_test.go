@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +280,42 @@ func TestServeGracefulShutdown(t *testing.T) {
 	tr2 := newRegistry(t, Config{Root: s.cfg.Root})
 	d := digest.FromString("first half,second half")
 	tr2.do("PUT", loc+"?digest="+d.String(), nil).expect(t, "PUT after restart", http.StatusCreated)
+}
+
+// metricLine is one sample line of the Prometheus text format.
+var metricLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eEInf]+$`)
+
+// Every line of /metrics is a comment or a well-formed sample, and the
+// histogram's buckets are cumulative.
+func TestMetricsFormat(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	tr.do("GET", "/v2/", nil)
+	tr.do("BREW", "/v2/", nil)
+	tr.do("GET", "/v2/x/tags/list", nil)
+	r := tr.do("GET", "/metrics", nil)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("metrics Content-Type %q", ct)
+	}
+	var prev int64 = -1
+	for _, line := range strings.Split(strings.TrimSpace(string(r.Body)), "\n") {
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			continue
+		}
+		if !metricLine.MatchString(line) {
+			t.Errorf("malformed metrics line %q", line)
+		}
+		if strings.Contains(line, `_bucket{method="GET",route="base"`) {
+			n, _ := strconv.ParseInt(line[strings.LastIndexByte(line, ' ')+1:], 10, 64)
+			if n < prev {
+				t.Errorf("bucket counts not cumulative at %q", line)
+			}
+			prev = n
+		}
+	}
+	if !strings.Contains(string(r.Body), `berth_registry_http_requests_total{method="other",route="base",status="405"} 1`) {
+		t.Errorf("an unknown method is not counted as other:\n%s", r.Body)
+	}
+	if prev != 1 {
+		t.Errorf("the +Inf bucket of GET base is %d, want 1", prev)
+	}
 }
