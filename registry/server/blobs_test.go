@@ -97,3 +97,24 @@ func TestMount(t *testing.T) {
 	tr.do("PUT", loc+"?digest="+d.String(), []byte("shared layer")).expect(t, "upload after fallback", http.StatusCreated)
 	tr.do("HEAD", "/v2/dst2/blobs/"+d.String(), nil).expect(t, "HEAD after fallback upload", http.StatusOK)
 }
+
+// A blob larger than the upload pipeline's buffers round-trips intact, in
+// one PUT and in chunks.
+func TestLargeBlob(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	data := make([]byte, (copyDepth+2)*copyBufSize+12345)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	d := tr.pushBlob("large", data)
+	if r := tr.do("GET", "/v2/large/blobs/"+d.String(), nil); !bytes.Equal(r.Body, data) {
+		t.Fatalf("large blob: got %d bytes back, want the %d pushed", len(r.Body), len(data))
+	}
+	loc := tr.do("POST", "/v2/large2/blobs/uploads/", nil).Header.Get("Location")
+	half := len(data) / 2
+	tr.do("PATCH", loc, data[:half], "Content-Range", "0-"+strconv.Itoa(half-1)).expect(t, "PATCH half", http.StatusAccepted)
+	tr.do("PUT", loc+"?digest="+d.String(), data[half:], "Content-Range", strconv.Itoa(half)+"-"+strconv.Itoa(len(data)-1)).expect(t, "PUT rest", http.StatusCreated)
+	if r := tr.do("GET", "/v2/large2/blobs/"+d.String(), nil); !bytes.Equal(r.Body, data) {
+		t.Fatal("chunked large blob differs")
+	}
+}

@@ -26,13 +26,87 @@ type upload struct {
 	gone bool      // finished, cancelled or released: look it up again
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// copyBufSize and copyDepth shape copyBody's pipeline: up to copyDepth
+// buffers of copyBufSize bytes per request in flight.
+const (
+	copyBufSize = 1 << 20
+	copyDepth   = 3
+)
 
-// copyBody copies a request body into an upload's writer.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+type chunk struct {
+	b   *[]byte
+	n   int
+	err error
+}
+
+// copyBody copies a request body into an upload's writer, reading the
+// next buffer from the connection while the last one is written and
+// hashed, so that neither waits for the other. It returns once the reader
+// has stopped, so nothing reads the body after the handler returns.
 func copyBody(dst io.Writer, src io.Reader) (int64, error) {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	return io.CopyBuffer(struct{ io.Writer }{dst}, src, *buf)
+	full := make(chan chunk, copyDepth)
+	free := make(chan *[]byte, copyDepth)
+	done := make(chan struct{})
+	for range copyDepth {
+		free <- copyBufs.Get().(*[]byte)
+	}
+	go func() {
+		defer close(full)
+		for {
+			var b *[]byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			n, err := fill(src, *b)
+			full <- chunk{b, n, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var written int64
+	var werr error
+	for c := range full {
+		if c.n > 0 && werr == nil {
+			var n int
+			n, werr = dst.Write((*c.b)[:c.n])
+			written += int64(n)
+			if werr != nil {
+				close(done)
+			}
+		}
+		free <- c.b // never blocks: free holds at most copyDepth buffers
+		if c.err != nil && werr == nil {
+			if c.err != io.EOF {
+				werr = c.err
+			}
+			break
+		}
+	}
+	for c := range full { // the reader's last buffers, once it stops
+		copyBufs.Put(c.b)
+	}
+	for len(free) > 0 {
+		copyBufs.Put(<-free)
+	}
+	return written, werr
+}
+
+// fill reads from r until b is full or r fails (io.EOF at its end).
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func uploadUnknown(id string) *regError {
