@@ -319,3 +319,61 @@ func TestMetricsFormat(t *testing.T) {
 		t.Errorf("the +Inf bucket of GET base is %d, want 1", prev)
 	}
 }
+
+// Concurrent pushes of the same content and manifests, and pulls, all
+// succeed (no ingest lock conflicts, no torn tags).
+func TestConcurrentPushPull(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	m := tr.image("conc", "base")
+	d := digest.FromBytes(m)
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 5 {
+				body := bytes.NewReader(m)
+				req, _ := http.NewRequest("PUT", tr.url+"/v2/conc/manifests/t", body)
+				req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					errs <- "PUT manifest: " + resp.Status
+				}
+				data := []byte("same blob")
+				resp, err = http.Post(tr.url+"/v2/conc/blobs/uploads/?digest="+digest.FromBytes(data).String(), "application/octet-stream", bytes.NewReader(data))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					errs <- "POST blob: " + resp.Status
+				}
+				resp, err = http.Get(tr.url + "/v2/conc/manifests/t")
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || !bytes.Equal(b, m) {
+					errs <- "GET manifest " + resp.Status + " " + strconv.Itoa(i) + "/" + strconv.Itoa(j)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if r := tr.do("HEAD", "/v2/conc/manifests/"+d.String(), nil); r.Status != http.StatusOK {
+		t.Fatalf("HEAD after concurrent pushes: %d", r.Status)
+	}
+}
