@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -47,7 +48,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // releases s's upload sessions, which stay resumable on disk.
 func Serve(ctx context.Context, s *Server, ln net.Listener, opts ServeOptions) error {
 	hs := NewHTTPServer(s)
-	hs.ErrorLog = nil
+	hs.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn) // TLS handshake and connection errors
 	errc := make(chan error, 1)
 	go func() {
 		var err error
