@@ -118,3 +118,20 @@ func TestLargeBlob(t *testing.T) {
 		t.Fatal("chunked large blob differs")
 	}
 }
+
+// The empty blob (the empty-JSON config's neighbour) is pushed and pulled
+// like any other, by a single POST and by a session.
+func TestEmptyBlob(t *testing.T) {
+	tr := newRegistry(t, Config{})
+	d := digest.FromBytes(nil)
+	tr.do("POST", "/v2/empty/blobs/uploads/?digest="+d.String(), []byte{}).expect(t, "single POST of the empty blob", http.StatusCreated)
+	loc := tr.do("POST", "/v2/empty2/blobs/uploads/", nil).Header.Get("Location")
+	tr.do("PUT", loc+"?digest="+d.String(), nil).expect(t, "PUT of the empty blob", http.StatusCreated)
+	for _, repo := range []string{"empty", "empty2"} {
+		r := tr.do("GET", "/v2/"+repo+"/blobs/"+d.String(), nil)
+		r.expect(t, "GET empty blob", http.StatusOK)
+		if len(r.Body) != 0 || r.Header.Get("Content-Length") != "0" {
+			t.Fatalf("empty blob: %d bytes, Content-Length %q", len(r.Body), r.Header.Get("Content-Length"))
+		}
+	}
+}
