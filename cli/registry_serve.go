@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/registry/server"
+	"github.com/berth-project/berth/registry/server/auth"
 )
 
 // addRegistryCommands adds the `registry` command group: berth's own
@@ -129,14 +130,21 @@ func (sf *serveFlags) resolve(cmd *cobra.Command, o *options) (server.FileConfig
 
 // buildAuth returns the Authorizer and token endpoint of the auth section.
 //
-// AUTH WIRING: the coordinator builds the Authorizer (and the token
-// handler) from cfg here with package registry/server/auth. Until then a
-// config that asks for auth is refused rather than served open.
-func buildAuth(cfg server.AuthConfig) (server.Authorizer, http.Handler, error) {
-	if cfg.Htpasswd != "" || cfg.Token != nil || len(cfg.Access) > 0 {
-		return nil, nil, errors.New("registry config: the auth section is not supported by this build of berth yet")
+// buildAuth makes the Authorizer (and, in token mode, the token
+// endpoint) of the config's auth section; with no section the registry
+// asks for no credentials.
+func buildAuth(cfg server.AuthConfig, log *slog.Logger) (server.Authorizer, http.Handler, error) {
+	if cfg.Htpasswd == "" && cfg.Token == nil && len(cfg.Access) == 0 {
+		return nil, nil, nil
 	}
-	return nil, nil, nil
+	a, err := auth.New(cfg, auth.WithLogger(log))
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry config: auth: %w", err)
+	}
+	if th := a.TokenHandler(); th != nil {
+		return a, th, nil
+	}
+	return a, nil, nil
 }
 
 // runRegistry serves the registry until ctx is cancelled.
@@ -153,7 +161,7 @@ func runRegistry(ctx context.Context, fc server.FileConfig, sf *serveFlags, cmd 
 	cfg := fc.ServerConfig()
 	cfg.Logger = log
 	var err error
-	if cfg.Authorizer, cfg.TokenHandler, err = buildAuth(fc.Auth); err != nil {
+	if cfg.Authorizer, cfg.TokenHandler, err = buildAuth(fc.Auth, log); err != nil {
 		return err
 	}
 	s, err := server.New(cfg)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth-project/berth/internal/testimage"
 )
@@ -122,7 +123,8 @@ func TestRegistryServePushPull(t *testing.T) {
 }
 
 // Flags override the config file; the root defaults under berth's root;
-// auth settings are refused until auth is wired in.
+// an auth section that cannot be served (a missing htpasswd file) is an
+// error, not an open registry.
 func TestRegistryServeConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "registry.toml")
@@ -150,6 +152,67 @@ func TestRegistryServeConfig(t *testing.T) {
 	}
 	if _, err := run(t, nil, "registry", "serve", "--tls-cert", "c.pem", "--root", dir); err == nil {
 		t.Fatal("--tls-cert without --tls-key accepted")
+	}
+}
+
+// The config's auth section is served: basic auth from an htpasswd file.
+func TestRegistryServeBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "registry.toml")
+	if err := os.WriteFile(cfgFile, []byte("[auth]\nhtpasswd = \""+htpasswd+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	root, _ := newRoot()
+	logs := &lockedBuffer{}
+	root.SetOut(logs)
+	root.SetErr(logs)
+	root.SetArgs([]string{"registry", "serve", "--addr", addr, "--config", cfgFile, "--root", filepath.Join(dir, "data")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("registry serve: %v\n%s", err, logs)
+		}
+	}()
+	get := func(user, pass string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		return resp
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var resp *http.Response
+	for resp = get("", ""); resp == nil; resp = get("", "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("registry at %s not up\n%s", addr, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("/v2/ without credentials: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp := get("alice", "wrong"); resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/v2/ with a wrong password: %v", resp)
+	}
+	if resp := get("alice", "s3cret"); resp == nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/v2/ as alice: %v", resp)
 	}
 }
 
