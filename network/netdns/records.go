@@ -80,11 +80,11 @@ func Update(path string, fn func(*Records) error) (*Records, error) {
 		return nil, err
 	}
 	defer unlock()
-	return update(path, fn)
+	return UpdateLocked(path, fn)
 }
 
-// update is Update with the lock held.
-func update(path string, fn func(*Records) error) (*Records, error) {
+// UpdateLocked is Update for a caller that holds the lock (see Lock).
+func UpdateLocked(path string, fn func(*Records) error) (*Records, error) {
 	r, err := Read(path)
 	if err != nil {
 		return nil, err
