@@ -15,8 +15,8 @@ import (
 
 // Attachment is a container's wish to be on a network.
 type Attachment struct {
-	Name    string   // the network's name ("bridge" and "" are the default network)
-	Aliases []string // more names for the container on this network (for name resolution)
+	Name    string     // the network's name ("bridge" and "" are the default network)
+	Aliases []string   // more names for the container on this network (for name resolution)
 	IP      netip.Addr // a fixed IPv4 address (--ip)
 	IP6     netip.Addr // a fixed IPv6 address (--ip6)
 	MAC     net.HardwareAddr
