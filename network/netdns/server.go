@@ -28,8 +28,8 @@ type Server struct {
 	// Records is the records file's path.
 	Records string
 	// Domain is the network's own domain ("dns.berth"): NAME.Domain is
-	// NAME, and an unknown name in it is answered NXDOMAIN at once
-	// instead of being forwarded. "" for none.
+	// NAME, and an unknown name in it, like an unknown single label, is
+	// answered NXDOMAIN at once instead of being forwarded. "" for none.
 	Domain string
 	// Upstreams are the name servers ("host:port") other names are
 	// forwarded to, in order, unless the asking container has its own.
@@ -116,7 +116,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 	}
-	if own {
+	// An unknown name in the network's domain is not the upstreams'
+	// business, nor is an unknown single label (a container's name that
+	// is not, or no longer, there): answering them at once spares the
+	// containers a wait for the upstreams (which may not even answer)
+	// for every name their search list tries. The host's search domains
+	// are in the containers' search list, so NAME.domain is still asked.
+	if own || (name != "" && !strings.Contains(name, ".")) {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeNameError)
 		m.Authoritative, m.RecursionAvailable = true, true

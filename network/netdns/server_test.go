@@ -133,7 +133,7 @@ func TestServerAnswersNames(t *testing.T) {
 		{"nothere.dns.berth", dns.TypeA, dns.RcodeNameError, ""},
 		{"2.0.201.10.in-addr.arpa", dns.TypePTR, dns.RcodeSuccess, "web.dns.berth."},
 		{"fake.example", dns.TypeA, dns.RcodeSuccess, "192.0.2.7"}, // forwarded
-		{"nothere", dns.TypeA, dns.RcodeNameError, ""},             // forwarded: the upstream says NXDOMAIN
+		{"nothere.example", dns.TypeA, dns.RcodeNameError, ""},     // forwarded: the upstream says NXDOMAIN
 	} {
 		resp := query(t, srv, tc.name, tc.qtype)
 		got := addrs(resp)
@@ -141,6 +141,30 @@ func TestServerAnswersNames(t *testing.T) {
 			t.Errorf("%s %s: rcode %s, answer %q; want %s, %q", tc.name, dns.TypeToString[tc.qtype],
 				dns.RcodeToString[resp.Rcode], got, dns.RcodeToString[tc.rcode], tc.want)
 		}
+	}
+}
+
+func TestServerAnswersUnknownLabelsItself(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.json")
+	// No upstream answers: a forwarded query would be SERVFAIL.
+	dead, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	srv := serve(t, &Server{Records: path, Domain: "dns.berth", Upstreams: []string{dead.LocalAddr().String()}, Timeout: time.Second})
+	for _, name := range []string{"nothere", "nothere.dns.berth", "a.b.dns.berth"} {
+		start := time.Now()
+		resp := query(t, srv, name, dns.TypeA)
+		if resp.Rcode != dns.RcodeNameError || !resp.Authoritative {
+			t.Errorf("%s: %s (authoritative %v), want an authoritative NXDOMAIN", name, dns.RcodeToString[resp.Rcode], resp.Authoritative)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("%s: answered in %v: it was forwarded", name, d)
+		}
+	}
+	if resp := query(t, srv, "nothere.example", dns.TypeA); resp.Rcode != dns.RcodeServerFailure {
+		t.Errorf("nothere.example: %s, want SERVFAIL (forwarded to a dead upstream)", dns.RcodeToString[resp.Rcode])
 	}
 }
 
