@@ -570,10 +570,14 @@ func (s *Store) RenameContainer(ctx context.Context, ref, newName string) error 
 			return fmt.Errorf("renaming a container with the same name as its current name: %w", ErrConflict)
 		}
 		oldName, c.Name = c.Name, newName
+		renameDNSNames(c)
 		return nil
 	})
 	if err == nil {
 		s.containerEvent(ctx, c, "rename", "oldName", "/"+oldName)
+		if err := s.refreshNames(c); err != nil {
+			return fmt.Errorf("container renamed, but its name on a network is not: %w", err)
+		}
 	}
 	if errors.Is(err, metadata.ErrNameInUse) {
 		return fmt.Errorf("error when allocating new name: %w", errors.Join(err, ErrConflict))

@@ -324,3 +324,32 @@ func nextIfName(settings *container.NetworkSettings) string {
 func (s *Store) removeNames(c *containers.Container) error {
 	return s.Networks().RemoveDNS(c.ID)
 }
+
+// renameDNSNames recomputes the names of a renamed container c on the
+// networks that resolve names.
+func renameDNSNames(c *containers.Container) {
+	if c.NetworkSettings == nil {
+		return
+	}
+	for _, ep := range c.NetworkSettings.Networks {
+		if len(ep.DNSNames) > 0 {
+			ep.DNSNames = dnsNames(c, ep.Aliases)
+		}
+	}
+}
+
+// refreshNames puts a running container's names (after a rename) in the
+// records of its networks that resolve names.
+func (s *Store) refreshNames(c *containers.Container) error {
+	if !running(c) || c.NetworkSettings == nil {
+		return nil
+	}
+	mgr := s.Networks()
+	var errs []error
+	for name, ep := range c.NetworkSettings.Networks {
+		if len(ep.DNSNames) > 0 {
+			errs = append(errs, s.addNames(mgr, c, name, ep))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -243,6 +243,9 @@ func (m *Manager) ServeDNS(ctx context.Context, name string, log io.Writer) erro
 	}
 	path := m.dnsRecords(n.Name)
 	srv := &netdns.Server{Records: path, Domain: DNSDomain, Upstreams: ups, Log: log}
+	for _, sn := range n.Subnets {
+		srv.Clients = append(srv.Clients, sn.Subnet)
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

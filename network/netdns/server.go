@@ -36,6 +36,11 @@ type Server struct {
 	Upstreams []string
 	// Timeout bounds one exchange with an upstream (0: 2 s).
 	Timeout time.Duration
+	// Clients, when not empty, are the addresses the server answers
+	// (the network's subnets): it listens on an address of the host, and
+	// must be neither another network's view of this one nor an open
+	// resolver for whoever can route to it. Others are REFUSED.
+	Clients []netip.Prefix
 	// Log receives one line per failure (nil: none).
 	Log io.Writer
 
@@ -92,6 +97,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
+	if !s.allowed(w.RemoteAddr()) {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
 	recs, err := s.Current()
 	if err != nil {
 		s.logf("%v", err)
@@ -130,6 +141,32 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	s.forward(w, req, recs)
+}
+
+// allowed reports whether the server answers a query from addr.
+func (s *Server) allowed(addr net.Addr) bool {
+	if len(s.Clients) == 0 {
+		return true
+	}
+	a := remoteIP(addr)
+	for _, p := range s.Clients {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteIP is the address of a UDP or TCP peer.
+func remoteIP(addr net.Addr) netip.Addr {
+	var a netip.Addr
+	switch ra := addr.(type) {
+	case *net.UDPAddr:
+		a, _ = netip.AddrFromSlice(ra.IP)
+	case *net.TCPAddr:
+		a, _ = netip.AddrFromSlice(ra.IP)
+	}
+	return a.Unmap()
 }
 
 // answer answers req from recs for name (lower case, without the
@@ -214,15 +251,10 @@ func reverseAddr(name string) (netip.Addr, bool) {
 func (s *Server) forward(w dns.ResponseWriter, req *dns.Msg, recs *Records) {
 	ups := s.Upstreams
 	proto := "udp"
-	var from netip.Addr
-	switch ra := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		from, _ = netip.AddrFromSlice(ra.IP)
-	case *net.TCPAddr:
-		from, _ = netip.AddrFromSlice(ra.IP)
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		proto = "tcp"
 	}
-	if ep, ok := recs.byAddr(from); ok && len(ep.Upstreams) > 0 {
+	if ep, ok := recs.byAddr(remoteIP(w.RemoteAddr())); ok && len(ep.Upstreams) > 0 {
 		ups = ep.Upstreams
 	}
 	timeout := s.Timeout

@@ -168,6 +168,24 @@ func TestServerAnswersUnknownLabelsItself(t *testing.T) {
 	}
 }
 
+func TestServerRefusesOtherClients(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.json")
+	if _, err := Update(path, func(r *Records) error {
+		r.Put(Endpoint{ContainerID: "aaa", Names: []string{"web"}, IPv4: netip.MustParseAddr("10.201.0.2")})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, &Server{Records: path, Clients: []netip.Prefix{netip.MustParsePrefix("10.201.0.0/24")}})
+	if resp := query(t, srv, "web", dns.TypeA); resp.Rcode != dns.RcodeRefused || len(resp.Answer) != 0 {
+		t.Errorf("query from 127.0.0.1, outside the clients: %s %v", dns.RcodeToString[resp.Rcode], addrs(resp))
+	}
+	srv = serve(t, &Server{Records: path, Clients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if got := addrs(query(t, srv, "web", dns.TypeA)); len(got) != 1 || got[0] != "10.201.0.2" {
+		t.Errorf("query from a client: %v", got)
+	}
+}
+
 func TestServerReloadsRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "records.json")
 	srv := serve(t, &Server{Records: path, Domain: "dns.berth"})

@@ -103,6 +103,16 @@ func TestDNSNamesBetweenContainers(t *testing.T) {
 		t.Errorf("nslookup of an unknown name succeeded: %v", r)
 	}
 
+	// A renamed container answers to its new name only.
+	ok(t, "rename", "dnst-web", "dnst-web2")
+	if r := execIn(t, "dnst-client", "ping", "-c", "1", "-W", "3", "dnst-web2"); r.code != 0 || !strings.Contains(r.stdout, webIP) {
+		t.Errorf("ping the renamed container: %v", r)
+	}
+	if r := execIn(t, "dnst-client", "nslookup", "dnst-web"); r.code == 0 {
+		t.Errorf("the old name still resolves after rename: %v", r)
+	}
+	ok(t, "rename", "dnst-web2", "dnst-web")
+
 	// A removed container's name stops resolving.
 	ok(t, "rm", "-f", "dnst-web")
 	if r := execIn(t, "dnst-client", "nslookup", "dnst-web"); r.code == 0 || strings.Contains(r.stdout, webIP) {
