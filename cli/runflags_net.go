@@ -13,13 +13,13 @@ import (
 // netRunFlags are run's per-network flags: the settings of the container's
 // endpoint on the network of --network.
 type netRunFlags struct {
-	aliases         []string
-	ip, ip6, macAdr string
+	aliases, netAliases []string // --network-alias, and docker's old --net-alias
+	ip, ip6, macAdr     string
 }
 
 func addNetRunFlags(fs *pflag.FlagSet, f *netRunFlags) {
 	fs.StringArrayVar(&f.aliases, "network-alias", nil, "add network-scoped alias for the container")
-	fs.StringArrayVar(&f.aliases, "net-alias", nil, "add network-scoped alias for the container")
+	fs.StringArrayVar(&f.netAliases, "net-alias", nil, "add network-scoped alias for the container")
 	_ = fs.MarkHidden("net-alias")
 	fs.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	fs.StringVar(&f.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
@@ -33,8 +33,8 @@ func (f *runFlags) endpoint() (*mobynet.EndpointSettings, error) {
 	n := f.net
 	ep := &mobynet.EndpointSettings{}
 	set := false
-	if len(n.aliases) > 0 {
-		ep.Aliases, set = append([]string(nil), n.aliases...), true
+	if aliases := append(append([]string(nil), n.aliases...), n.netAliases...); len(aliases) > 0 {
+		ep.Aliases, set = aliases, true
 	}
 	if n.ip != "" || n.ip6 != "" {
 		ep.IPAMConfig, set = &mobynet.EndpointIPAMConfig{}, true
