@@ -210,6 +210,9 @@ func (s *Store) registerNames(c *containers.Container, results []network.Result,
 // addNames puts c's endpoint ep on network name in the network's name
 // records, if it resolves names, and sets ep.DNSNames.
 func (s *Store) addNames(mgr *network.Manager, c *containers.Container, name string, ep *mobynet.EndpointSettings) error {
+	if name == network.DefaultName {
+		return nil // no names there: spare the default network's runs a read of its conflist
+	}
 	n, err := mgr.Inspect(name)
 	if err != nil {
 		return err

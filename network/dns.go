@@ -242,6 +242,9 @@ func (m *Manager) ServeDNS(ctx context.Context, name string, log io.Writer) erro
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	path := m.dnsRecords(n.Name)
+	if log != nil {
+		log = &capWriter{w: log, left: maxDNSLog}
+	}
 	srv := &netdns.Server{Records: path, Domain: DNSDomain, Upstreams: ups, Log: log}
 	for _, sn := range n.Subnets {
 		srv.Clients = append(srv.Clients, sn.Subnet)
@@ -286,4 +289,22 @@ func (m *Manager) ServeDNS(ctx context.Context, name string, log io.Writer) erro
 		unlock()
 		return err
 	}
+}
+
+// maxDNSLog bounds what a name server logs (its log is on the run root, a
+// tmpfs, and an unreachable upstream fails every forwarded query).
+const maxDNSLog = 1 << 20
+
+// capWriter writes to w until left bytes are written, then drops.
+type capWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if len(p) > c.left {
+		return len(p), nil
+	}
+	c.left -= len(p)
+	return c.w.Write(p)
 }

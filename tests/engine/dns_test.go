@@ -195,7 +195,8 @@ func TestDNSDefaultNetworkRules(t *testing.T) {
 func TestDNSFixedAddresses(t *testing.T) {
 	dnsNetwork(t, "dnst-i", "10.201.5.0/24")
 	r := berth(t, "run", "--rm", "--network", "dnst-i", "--ip", "10.201.5.77", "--mac-address", "02:42:0a:c9:05:4d",
-		"--dns-search", "dnst.example", "--dns-option", "ndots:2", "busybox", "sh", "-c", "ip addr show eth0; cat /etc/resolv.conf")
+		"--dns-search", "dnst.example", "--dns-option", "ndots:2", "--dns", "192.0.2.53",
+		"busybox", "sh", "-c", "ip addr show eth0; cat /etc/resolv.conf")
 	if r.code != 0 {
 		t.Fatalf("run: %v", r)
 	}
@@ -205,8 +206,13 @@ func TestDNSFixedAddresses(t *testing.T) {
 			t.Errorf("container output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// --dns on a user network: the network's name server forwards to it
+	// (network/netdns tests that), the container asks the network's.
+	if strings.Contains(r.stdout, "192.0.2.53") {
+		t.Errorf("resolv.conf names the --dns server itself:\n%s", r.stdout)
+	}
 	runDetached(t, "dnst-fixed", "--network", "dnst-i", "--ip", "10.201.5.78", "--mac-address", "02:42:0a:c9:05:4e",
-		"--network-alias", "dnst-fixedalias", "--dns-search", "dnst.example", "busybox", "sleep", "300")
+		"--network-alias", "dnst-fixedalias", "--dns-search", "dnst.example", "--dns", "192.0.2.53", "busybox", "sleep", "300")
 	doc := inspect(t, "dnst-fixed")
 	ep := []string{"NetworkSettings", "Networks", "dnst-i"}
 	if v := field(doc, append(ep, "IPAddress")...); v != "10.201.5.78" {
@@ -223,6 +229,15 @@ func TestDNSFixedAddresses(t *testing.T) {
 	}
 	if v, _ := field(doc, "HostConfig", "DnsSearch").([]any); len(v) != 1 || v[0] != "dnst.example" {
 		t.Errorf("HostConfig.DnsSearch: %v", field(doc, "HostConfig"))
+	}
+	if v, _ := field(doc, "HostConfig", "Dns").([]any); len(v) != 1 || v[0] != "192.0.2.53" {
+		t.Errorf("HostConfig.Dns: %v", v)
+	}
+	// The network's records send the container's other names to its
+	// --dns server.
+	records, err := os.ReadFile(filepath.Join(runDir, "network", "dns", "dnst-i", "records.json"))
+	if err != nil || !strings.Contains(string(records), `"192.0.2.53:53"`) || !strings.Contains(string(records), `"dnst-fixedalias"`) {
+		t.Errorf("dnst-i's records (%v):\n%s", err, records)
 	}
 	r = berth(t, "run", "--rm", "--network", "dnst-i", "--ip", "10.201.6.5", "busybox", "true")
 	if r.code != 125 || !strings.Contains(r.stderr, "no configured subnet or ip-range contain the IP address 10.201.6.5") {
