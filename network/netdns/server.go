@@ -325,20 +325,28 @@ func Listen(addrs []string) (pcs []net.PacketConn, lns []net.Listener, retErr er
 		if ap.Addr().Is6() {
 			suffix = "6"
 		}
-		pc, err := lc.ListenPacket(ctx, "udp"+suffix, a)
-		if err != nil {
-			return nil, nil, fmt.Errorf("DNS server: %w", err)
+		// Port 0 is a random port, the same for UDP and TCP: try again
+		// when TCP's is taken.
+		for try := 0; ; try++ {
+			pc, err := lc.ListenPacket(ctx, "udp"+suffix, a)
+			if err != nil {
+				return nil, nil, fmt.Errorf("DNS server: %w", err)
+			}
+			tcpAddr := a
+			if ap.Port() == 0 {
+				tcpAddr = netip.AddrPortFrom(ap.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port)).String()
+			}
+			l, err := lc.Listen(ctx, "tcp"+suffix, tcpAddr)
+			if err != nil {
+				pc.Close()
+				if ap.Port() == 0 && errors.Is(err, unix.EADDRINUSE) && try < 20 {
+					continue
+				}
+				return nil, nil, fmt.Errorf("DNS server: %w", err)
+			}
+			pcs, lns = append(pcs, pc), append(lns, l)
+			break
 		}
-		pcs = append(pcs, pc)
-		tcpAddr := a
-		if ap.Port() == 0 { // the same port as UDP's
-			tcpAddr = netip.AddrPortFrom(ap.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port)).String()
-		}
-		l, err := lc.Listen(ctx, "tcp"+suffix, tcpAddr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("DNS server: %w", err)
-		}
-		lns = append(lns, l)
 	}
 	return pcs, lns, nil
 }

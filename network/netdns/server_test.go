@@ -36,15 +36,11 @@ func serve(t *testing.T, s *Server) string {
 // else NXDOMAIN.
 func upstream(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	pcs, lns, err := Listen([]string{"127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
+	pc, l := pcs[0], lns[0]
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
