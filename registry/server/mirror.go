@@ -283,6 +283,13 @@ func (m *mirror) upstreamError(err error, unknown *regError) error {
 		return re
 	}
 	detail := map[string]string{"upstream": m.upstream}
+	var uf *upstreamFailure
+	if !errors.As(err, &uf) && !errors.Is(err, content.ErrMismatch) {
+		if errors.Is(err, content.ErrLocked) {
+			return errorf(http.StatusServiceUnavailable, CodeUnavailable, "another process is fetching this content from "+m.upstream+"; try again", detail)
+		}
+		return err // the local store's: 500, logged
+	}
 	var rerr *registry.Error
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -299,6 +306,21 @@ func (m *mirror) upstreamError(err error, unknown *regError) error {
 		return errorf(http.StatusBadGateway, CodeUnavailable, "the upstream "+m.upstream+" failed: "+err.Error(), detail)
 	}
 	return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the upstream "+m.upstream+" is unreachable: "+err.Error(), detail)
+}
+
+// upstreamFailure marks an error of a request to the upstream (rather
+// than of the local store).
+type upstreamFailure struct{ err error }
+
+func (u *upstreamFailure) Error() string { return u.err.Error() }
+func (u *upstreamFailure) Unwrap() error { return u.err }
+
+// fromUpstream marks err, when not nil, as the upstream's.
+func fromUpstream(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &upstreamFailure{err}
 }
 
 // staleOK reports whether a cached answer may stand in for the upstream's
@@ -394,7 +416,7 @@ func (s *Server) refreshTag(name, tag string, cached digest.Digest) (digest.Dige
 		}
 		desc, err := repo.Head(context.Background(), tag)
 		if err != nil {
-			return "", err
+			return "", fromUpstream(err)
 		}
 		if desc.Digest == cached {
 			if err := s.touchTag(name, tag); err != nil {
@@ -428,7 +450,7 @@ func (s *Server) fetchManifest(name, ref string) (digest.Digest, error) {
 	ctx := context.Background()
 	desc, data, err := repo.Manifest(ctx, ref)
 	if err != nil {
-		return "", err
+		return "", fromUpstream(err)
 	}
 	if int64(len(data)) > s.cfg.MaxManifestSize {
 		return "", errorf(http.StatusBadGateway, CodeUnavailable,
@@ -479,7 +501,7 @@ func (s *Server) mirrorBlob(w http.ResponseWriter, r *http.Request, rt route) er
 			}
 			desc, err := repo.StatBlob(r.Context(), d)
 			if err != nil {
-				return m.upstreamError(err, unknown)
+				return m.upstreamError(fromUpstream(err), unknown)
 			}
 			h := w.Header()
 			h.Set("Docker-Content-Digest", d.String())
@@ -529,7 +551,7 @@ func (s *Server) linkCached(w http.ResponseWriter, r *http.Request, rt route, d 
 	}
 	if _, err := repo.StatBlob(r.Context(), d); err != nil {
 		if !staleOK(err) || errors.Is(err, registry.ErrUnauthorized) {
-			return s.mirror.upstreamError(err, unknown)
+			return s.mirror.upstreamError(fromUpstream(err), unknown)
 		}
 		s.log.Warn("mirror: upstream failed, serving a cached blob", "repository", rt.Name, "digest", d,
 			"upstream", s.mirror.upstream, "err", err)
@@ -590,7 +612,7 @@ func (s *Server) fetchBlob(name string, d digest.Digest, sink *blobSink) (err er
 	}
 	desc, err := repo.StatBlob(ctx, d)
 	if err != nil {
-		return err
+		return fromUpstream(err)
 	}
 	ref := mirrorIngestPrefix + d.String()
 	cw, err := s.store.content.Writer(ref, d, desc.Size)
@@ -610,7 +632,7 @@ func (s *Server) fetchBlob(name string, d digest.Digest, sink *blobSink) (err er
 	off := cw.Offset()
 	body, err := repo.OpenBlob(ctx, desc, off)
 	if err != nil {
-		return err
+		return fromUpstream(err)
 	}
 	defer body.Close()
 	idle.Reset(m.idle)
@@ -639,6 +661,7 @@ func (s *Server) fetchBlob(name string, d digest.Digest, sink *blobSink) (err er
 				return err
 			}
 			sink.write(pending[:npending])
+			idle.Reset(m.idle) // a slow client is not a stalled upstream
 			cur, pending, npending = pending, cur, n
 		}
 		if rerr == io.EOF {
@@ -650,7 +673,7 @@ func (s *Server) fetchBlob(name string, d digest.Digest, sink *blobSink) (err er
 			} else if ctx.Err() != nil {
 				rerr = fmt.Errorf("blob %s: the upstream sent nothing for %s", d, m.idle)
 			}
-			return rerr
+			return fromUpstream(rerr)
 		}
 	}
 	if err := cw.Commit(); err != nil {
