@@ -674,3 +674,127 @@ func TestMirrorConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// cutOnce wraps an upstream so that the first GET of blob d sends only
+// half of it and then breaks the connection; it records the Range
+// headers of the GETs of d.
+type cutOnce struct {
+	mu     sync.Mutex
+	d      digest.Digest
+	cut    bool
+	ranges []string
+	delay  time.Duration // between the pieces of a GET of d
+}
+
+func (c *cutOnce) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		target, cut := c.d, c.cut
+		if r.Method == http.MethodGet && target != "" && strings.HasSuffix(r.URL.Path, "/blobs/"+target.String()) {
+			c.ranges = append(c.ranges, r.Header.Get("Range"))
+			c.cut = true
+		} else {
+			target = ""
+		}
+		c.mu.Unlock()
+		if target == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		b := rec.Body.Bytes()
+		if !cut {
+			w.Write(b[:len(b)/2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		for len(b) > 0 {
+			n := min(len(b), 64<<10)
+			w.Write(b[:n])
+			w.(http.Flusher).Flush()
+			b = b[n:]
+			time.Sleep(c.delay)
+		}
+	})
+}
+
+// A download the upstream breaks keeps its bytes: the next request
+// resumes it with a Range request and its client still gets the whole
+// blob, from its start.
+func TestMirrorResumesBrokenDownload(t *testing.T) {
+	cut := &cutOnce{}
+	up, _ := newUpstream(t, Config{}, cut.wrap)
+	data := make([]byte, 1<<20+777)
+	rand.Read(data)
+	d := up.pushBlob("test/resume", data)
+	cut.mu.Lock()
+	cut.d = d
+	cut.mu.Unlock()
+	mir, _ := newMirrorRegistry(t, up.url, MirrorConfig{})
+
+	resp, err := http.Get(mir.url + "/v2/test/resume/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("the first download broke upstream, yet its client read no error")
+	}
+	if exists(mir.srv.store.blobPath(d)) {
+		t.Fatal("a broken download was committed")
+	}
+	r := mir.do("GET", "/v2/test/resume/blobs/"+d.String(), nil)
+	r.expect(t, "second download", http.StatusOK)
+	if !bytes.Equal(r.Body, data) {
+		t.Fatalf("second download: %d bytes, content differs", len(r.Body))
+	}
+	cut.mu.Lock()
+	defer cut.mu.Unlock()
+	if len(cut.ranges) != 2 || cut.ranges[0] != "" || !strings.HasPrefix(cut.ranges[1], "bytes=") || cut.ranges[1] == "bytes=0-" {
+		t.Fatalf("upstream GETs had Range %q; want none, then a resume", cut.ranges)
+	}
+}
+
+// A client that leaves in the middle of a download does not stop it: the
+// blob is stored, and the next client gets it from the store.
+func TestMirrorClientLeaves(t *testing.T) {
+	slow := &cutOnce{cut: true, delay: 30 * time.Millisecond} // never cuts; slow pieces
+	up, cnt := newUpstream(t, Config{}, slow.wrap)
+	data := make([]byte, 2<<20)
+	rand.Read(data)
+	d := up.pushBlob("test/leave", data)
+	slow.mu.Lock()
+	slow.d = d
+	slow.mu.Unlock()
+	mir, _ := newMirrorRegistry(t, up.url, MirrorConfig{})
+
+	resp, err := http.Get(mir.url + "/v2/test/leave/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // gone, 1000 bytes in
+	deadline := time.Now().Add(20 * time.Second)
+	for !mir.srv.store.hasBlob("test/leave", d) {
+		if time.Now().After(deadline) {
+			t.Fatal("the download stopped when its client left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := mir.do("GET", "/v2/test/leave/blobs/"+d.String(), nil)
+	r.expect(t, "from the store", http.StatusOK)
+	if !bytes.Equal(r.Body, data) {
+		t.Fatal("content differs")
+	}
+	if n := cnt.get("GET /v2/test/leave/blobs/" + d.String()); n != 1 {
+		t.Fatalf("upstream GETs: %d, want 1", n)
+	}
+}
