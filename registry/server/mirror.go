@@ -57,8 +57,9 @@ type MirrorConfig struct {
 	// credential store names it: "docker.io" for Docker Hub); nil or a
 	// zero Credential means anonymous.
 	Credentials func(ctx context.Context, host string) (registry.Credential, error)
-	// Hosts supplies TLS settings (certs.d) for the upstream host; the
-	// empty configuration when nil.
+	// Hosts supplies TLS settings (certs.d) for the upstream host; its
+	// [[registry]] entries are not used. nil means the system's roots
+	// and berth's, containers' and docker's certs.d directories.
 	Hosts *hosts.Config
 	// TTL is how long a cached tag's digest is served without asking
 	// the upstream again (a HEAD request); DefaultMirrorTTL when 0.
@@ -214,7 +215,9 @@ func newMirror(cfg MirrorConfig, log *slog.Logger) (*mirror, error) {
 		log:      log,
 	}
 	if m.hosts == nil {
-		m.hosts = &hosts.Config{}
+		m.hosts = &hosts.Config{CertsDirs: hosts.DefaultCertsDirs()}
+	} else {
+		m.hosts = &hosts.Config{CertsDirs: m.hosts.CertsDirs} // certificates only
 	}
 	if m.ttl <= 0 {
 		m.ttl = DefaultMirrorTTL
@@ -247,15 +250,15 @@ func newMirror(cfg MirrorConfig, log *slog.Logger) (*mirror, error) {
 }
 
 // endpoints is the registry client's endpoint resolver: the upstream for
-// every repository, its path kept as the client gave it.
+// every repository ("docker.io" is reached at registry-1.docker.io), its
+// path kept as the client gave it.
 func (m *mirror) endpoints(_, path string, _ bool) ([]registry.Endpoint, error) {
 	eps, err := m.hosts.Endpoints(m.host, path, false)
 	if err != nil {
 		return nil, err
 	}
-	// The upstream's own entry: the last (mirrors of it come first).
 	ep := eps[len(eps)-1]
-	ep.Host, ep.Path, ep.Mirror = m.host, path, false
+	ep.Path, ep.Mirror = path, false
 	if m.insecure {
 		ep.Insecure = true
 	}

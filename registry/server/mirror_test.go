@@ -798,3 +798,58 @@ func TestMirrorClientLeaves(t *testing.T) {
 		t.Fatalf("upstream GETs: %d, want 1", n)
 	}
 }
+
+// The upstream's endpoint: docker.io is reached at registry-1.docker.io,
+// names are kept as given, http:// is plain HTTP.
+func TestMirrorEndpoints(t *testing.T) {
+	for _, c := range []struct {
+		upstream, path, host, wantPath string
+		insecure                       bool
+	}{
+		{"https://registry-1.docker.io", "library/busybox", "registry-1.docker.io", "library/busybox", false},
+		{"https://docker.io/", "busybox", "registry-1.docker.io", "busybox", false},
+		{"http://mirror.example:5000", "team/app", "mirror.example:5000", "team/app", true},
+		{"https://quay.io", "org/app", "quay.io", "org/app", false},
+	} {
+		m, err := newMirror(MirrorConfig{Upstream: c.upstream}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("%s: %v", c.upstream, err)
+		}
+		eps, err := m.endpoints("ignored", c.path, false)
+		if err != nil {
+			t.Fatalf("%s: %v", c.upstream, err)
+		}
+		if len(eps) != 1 || eps[0].Host != c.host || eps[0].Path != c.wantPath || eps[0].Insecure != c.insecure || eps[0].Mirror {
+			t.Errorf("%s %s: endpoints %+v", c.upstream, c.path, eps)
+		}
+	}
+}
+
+// GC removes the ingest of a download that broke and was never resumed.
+func TestMirrorGCAbandonedDownload(t *testing.T) {
+	cut := &cutOnce{}
+	up, _ := newUpstream(t, Config{}, cut.wrap)
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	d := up.pushBlob("test/abandon", data)
+	cut.mu.Lock()
+	cut.d = d
+	cut.mu.Unlock()
+	mir, _ := newMirrorRegistry(t, up.url, MirrorConfig{})
+	resp, err := http.Get(mir.url + "/v2/test/abandon/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ingests, err := mir.srv.store.content.ListIngests()
+	if err != nil || len(ingests) != 1 || ingests[0].Ref != mirrorIngestPrefix+d.String() || ingests[0].Offset == 0 {
+		t.Fatalf("ingests after a broken download: %+v, %v", ingests, err)
+	}
+	if _, err := GC(context.Background(), mir.srv.cfg.Root, GCOptions{UploadMaxAge: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	if ingests, err := mir.srv.store.content.ListIngests(); err != nil || len(ingests) != 0 {
+		t.Fatalf("ingests after gc: %+v, %v", ingests, err)
+	}
+}
