@@ -40,6 +40,7 @@ type serveFlags struct {
 	deleteTags bool
 	logFormat  string
 	logLevel   string
+	mirror     string
 }
 
 // defaultRegistryAddr is where the server listens without --addr or addr:
@@ -56,7 +57,13 @@ compatible) from a directory in berth's content-store format.
 
 Settings come from the TOML file given with --config, and flags override
 them. The server stops on SIGINT or SIGTERM after letting requests in
-flight (uploads among them) finish; unfinished uploads stay resumable.`,
+flight (uploads among them) finish; unfinished uploads stay resumable.
+
+With --mirror URL (or a [mirror] section) the registry is a pull-through
+cache of that upstream: manifests and blobs it does not hold are fetched
+from the upstream, verified, stored and served; tags are trusted for the
+section's ttl (5m) and then revalidated. Pushes and deletes are refused;
+tags/list and the catalog show what is cached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fc, err := sf.resolve(cmd, o)
@@ -78,6 +85,7 @@ flight (uploads among them) finish; unfinished uploads stay resumable.`,
 	f.BoolVar(&sf.deleteTags, "delete-tags", false, "allow deleting manifests by tag")
 	f.StringVar(&sf.logFormat, "log-format", "text", "access log format: text or json (on stderr)")
 	f.StringVar(&sf.logLevel, "log-level", "info", "log level: debug, info (access logs), warn or error")
+	f.StringVar(&sf.mirror, "mirror", "", "serve as a read-only pull-through cache of the registry at this URL (https://registry-1.docker.io)")
 	return cmd
 }
 
@@ -112,6 +120,9 @@ func (sf *serveFlags) resolve(cmd *cobra.Command, o *options) (server.FileConfig
 	}
 	if f.Changed("read-only") {
 		fc.ReadOnly = sf.readOnly
+	}
+	if f.Changed("mirror") {
+		fc.Mirror.Upstream = sf.mirror
 	}
 	if f.Changed("delete-tags") {
 		fc.DeleteTags = sf.deleteTags
@@ -178,7 +189,7 @@ func runRegistry(ctx context.Context, fc server.FileConfig, sf *serveFlags, cmd 
 		scheme = "https"
 	}
 	log.Info("registry serving", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root,
-		"read_only", cfg.ReadOnly, "delete_tags", cfg.DeleteTags, "auth", cfg.Authorizer != nil)
+		"read_only", cfg.ReadOnly, "delete_tags", cfg.DeleteTags, "auth", cfg.Authorizer != nil, "mirror", fc.Mirror.Upstream)
 	if scheme == "http" && cfg.Authorizer == nil {
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 			log.Warn("serving plain HTTP without authentication on a non-loopback address", "addr", ln.Addr().String())

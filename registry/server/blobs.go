@@ -13,6 +13,9 @@ import (
 
 // getBlob serves GET and HEAD /v2/<name>/blobs/<digest>, with Range.
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	if s.mirror != nil {
+		return s.mirrorBlob(w, r, rt)
+	}
 	d := digest.Digest(rt.Ref)
 	unknown := errorf(http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry", map[string]string{"digest": rt.Ref})
 	if !s.store.hasBlob(rt.Name, d) {

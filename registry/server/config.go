@@ -48,6 +48,9 @@ type Config struct {
 	// TokenHandler, when set, is served at /token (the bearer-token
 	// endpoint of docker's token specification).
 	TokenHandler http.Handler
+	// Mirror, when set, makes the server a read-only pull-through cache
+	// of one upstream registry (see MirrorConfig).
+	Mirror *MirrorConfig
 	// Logger receives access logs and errors; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -85,17 +88,21 @@ type TLSConfig struct {
 //	key = "server.key"
 //	[auth]
 //	htpasswd = "/etc/berth/registry.htpasswd"
+//	[mirror]                 # a pull-through cache of one upstream
+//	upstream = "https://registry-1.docker.io"
+//	ttl = "5m"
 type FileConfig struct {
-	Addr                   string     `toml:"addr"`
-	Root                   string     `toml:"root"`
-	TLS                    TLSConfig  `toml:"tls"`
-	ReadOnly               bool       `toml:"read_only"`
-	DeleteTags             bool       `toml:"delete_tags"`
-	MaxManifestSize        int64      `toml:"max_manifest_size"`
-	AllowMissingReferences bool       `toml:"allow_missing_references"`
-	BodyIdleTimeout        Duration   `toml:"body_idle_timeout"`
-	ShutdownTimeout        Duration   `toml:"shutdown_timeout"`
-	Auth                   AuthConfig `toml:"auth"`
+	Addr                   string           `toml:"addr"`
+	Root                   string           `toml:"root"`
+	TLS                    TLSConfig        `toml:"tls"`
+	ReadOnly               bool             `toml:"read_only"`
+	DeleteTags             bool             `toml:"delete_tags"`
+	MaxManifestSize        int64            `toml:"max_manifest_size"`
+	AllowMissingReferences bool             `toml:"allow_missing_references"`
+	BodyIdleTimeout        Duration         `toml:"body_idle_timeout"`
+	ShutdownTimeout        Duration         `toml:"shutdown_timeout"`
+	Auth                   AuthConfig       `toml:"auth"`
+	Mirror                 MirrorFileConfig `toml:"mirror"`
 }
 
 // LoadConfigFile reads a TOML config file. Unknown keys are an error that
@@ -116,6 +123,9 @@ func LoadConfigFile(path string) (FileConfig, error) {
 	if (fc.TLS.Cert == "") != (fc.TLS.Key == "") {
 		return fc, fmt.Errorf("registry config %s: tls needs both cert and key", path)
 	}
+	if err := fc.Mirror.validate(); err != nil {
+		return fc, fmt.Errorf("registry config %s: %w", path, err)
+	}
 	if fc.MaxManifestSize < 0 {
 		return fc, fmt.Errorf("registry config %s: negative max_manifest_size", path)
 	}
@@ -132,5 +142,6 @@ func (fc FileConfig) ServerConfig() Config {
 		MaxManifestSize:        fc.MaxManifestSize,
 		AllowMissingReferences: fc.AllowMissingReferences,
 		BodyIdleTimeout:        time.Duration(fc.BodyIdleTimeout),
+		Mirror:                 fc.Mirror.serverConfig(),
 	}
 }

@@ -40,4 +40,40 @@
 // renamed. An upload's bytes are a content-store ingest, so a server
 // restarted on the same root continues it. Reads take no lock shared
 // between requests; an upload session is locked by the request using it.
+//
+// # Pull-through cache (mirror)
+//
+// With Config.Mirror ([mirror] upstream = URL, or `registry serve
+// --mirror URL`) the server is a read-only cache of one upstream
+// registry, as distribution's proxy mode and docker's registry mirrors
+// (a docker client's mirror for docker.io asks for library/busybox;
+// names are kept as given). GET and HEAD of a manifest or blob are
+// answered from the store when it holds them; otherwise berth's registry
+// client (bearer or basic auth from the upstream's challenge, retries,
+// Range resume) fetches them, the digest is verified and the content
+// committed to the store, linked into the repository (and tagged) and
+// served. A blob goes to the client that asked for it while it is written
+// to the store; the last bytes wait for the digest's verification, and a
+// mismatch cuts the connection, so no client gets a complete unverified
+// blob and nothing unverified is stored. Concurrent requests for one
+// missing blob share one download (keyed by digest); a client that leaves
+// does not stop it; a broken download's bytes stay in its ingest
+// (registry-mirror-<digest>) and the next request resumes it.
+//
+// Digests never change, so a stored manifest or blob is never asked for
+// again. A tag is trusted for MirrorConfig.TTL after it was fetched or
+// revalidated (the tag file's modification time records when); then a
+// HEAD asks the upstream, and the manifest is fetched only when the tag
+// moved. When the upstream cannot answer, a cached tag is served stale
+// with a warning; when it says the tag is gone, the cache drops it.
+// Upstream errors map to the spec's: 404 to MANIFEST_UNKNOWN or
+// BLOB_UNKNOWN, a refused login to 401 UNAUTHORIZED, 429 to
+// TOOMANYREQUESTS, an unreachable upstream to 503 and a failing one (5xx,
+// content that does not match its digest) to 502, code UNAVAILABLE, the
+// message naming the upstream.
+//
+// Pushes and deletes get 405 UNSUPPORTED. The tags list, the catalog and
+// the referrers API show what is cached, not the upstream's full lists.
+// GC works on the cache as on any root: cached manifests keep their
+// blobs; blobs fetched on their own are deleted after the grace period.
 package server

@@ -167,7 +167,7 @@ func GC(ctx context.Context, root string, opts GCOptions) (GCResult, error) {
 	locked := map[string]bool{}
 	for _, in := range ingests {
 		id, ok := strings.CutPrefix(in.Ref, "registry-upload-")
-		if !ok && !strings.HasPrefix(in.Ref, "registry-manifest-") {
+		if !ok && !strings.HasPrefix(in.Ref, "registry-manifest-") && !strings.HasPrefix(in.Ref, mirrorIngestPrefix) {
 			continue
 		}
 		if in.Locked || now.Sub(in.UpdatedAt) < opts.UploadMaxAge {

@@ -32,6 +32,9 @@ func (s *Server) resolve(name, ref string) (digest.Digest, error) {
 
 // getManifest serves GET and HEAD /v2/<name>/manifests/<reference>.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	if s.mirror != nil {
+		return s.mirrorManifest(w, r, rt)
+	}
 	d, err := s.resolve(rt.Name, rt.Ref)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ type Server struct {
 	store   *repoStore
 	log     *slog.Logger
 	metrics *metrics
+	mirror  *mirror // pull-through cache mode; nil otherwise
 
 	mu      sync.Mutex
 	uploads map[string]*upload // open upload sessions, by id
@@ -53,6 +54,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registry server: %w", err)
 	}
 	s := &Server{cfg: cfg, store: st, log: cfg.Logger, metrics: newMetrics(), uploads: map[string]*upload{}, stop: make(chan struct{})}
+	if cfg.Mirror != nil {
+		if s.mirror, err = newMirror(*cfg.Mirror, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("registry server: %w", err)
+		}
+	}
 	s.reaper.Add(1)
 	go s.releaseIdle()
 	return s, nil
@@ -181,6 +187,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) routeKind {
 			writeError(w, err)
 			return rt.Kind
 		}
+	}
+	if write && s.mirror != nil {
+		writeError(w, s.mirror.refuseWrite())
+		return rt.Kind
 	}
 	if write && s.cfg.ReadOnly {
 		writeError(w, errorf(http.StatusMethodNotAllowed, CodeUnsupported, "the registry is read-only", nil))
