@@ -42,6 +42,13 @@ mounts_before=$(grep -c . /proc/self/mountinfo)
 step "build" bash scripts/build.sh
 step "go vet" go vet ./...
 step "go test" go test -p 2 -count=1 ./...
+fuzz() { # a short fuzzing run of each of the registry server's fuzz tests
+  local f
+  for f in FuzzRoute FuzzManifest; do
+    go test -run '^$' -fuzz "^$f\$" -fuzztime "${FUZZTIME:-15s}" ./registry/server || return 1
+  done
+}
+step "fuzz (registry server)" fuzz
 
 runtime_tools() {
   local out
