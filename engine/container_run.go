@@ -186,17 +186,9 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	if err != nil {
 		return nil, monitor.Started{}, err
 	}
-	rtArgs := []string{exe, "runtime", "--root", s.runtimeRoot(), "--log", filepath.Join(run, "runtime.log"), "--log-format", "json",
-		"run", "--detach", "--bundle", dir, "--pid-file", filepath.Join(run, "pid")}
-	if spec.Process.Terminal {
-		rtArgs = append(rtArgs, "--console-socket", monitor.ConsoleSocket) // relative: the runtime runs in the run dir
-	}
-	rtArgs = append(rtArgs, c.ID)
 	mo := monitor.Options{
 		Exe:         exe,
 		RunDir:      run,
-		Runtime:     rtArgs,
-		PidFile:     filepath.Join(run, "pid"),
 		Terminal:    spec.Process.Terminal,
 		Stdin:       c.Config.OpenStdin,
 		StdinOnce:   c.Config.StdinOnce,
@@ -212,6 +204,18 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	}
 	s.healthOptions(c, exe, &mo)
 
+	if self, err := os.Executable(); err == nil && self == exe {
+		return s.launch(ctx, c, mo, dir)
+	}
+	// Another binary than this process's (a library user's): the
+	// monitor runs it as the runtime.
+	rtArgs := []string{exe, "runtime", "--root", s.runtimeRoot(), "--log", filepath.Join(run, "runtime.log"), "--log-format", "json",
+		"run", "--detach", "--bundle", dir, "--pid-file", filepath.Join(run, "pid")}
+	if spec.Process.Terminal {
+		rtArgs = append(rtArgs, "--console-socket", monitor.ConsoleSocket) // relative: the runtime runs in the run dir
+	}
+	mo.Runtime = append(rtArgs, c.ID)
+	mo.PidFile = filepath.Join(run, "pid")
 	if opts.Attach {
 		started, conn, err := monitor.StartAttached(ctx, mo)
 		return conn, started, err

@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/berth-project/berth/containers"
+	"github.com/berth-project/berth/monitor"
+	"github.com/berth-project/berth/runtime/container"
+)
+
+// launch starts container c, whose bundle is dir, with this process as
+// its runtime: the monitor (configured by mo) forks only the container's
+// stage 0, so that init is the monitor's child, while the runtime's own
+// code (runtime/container.Runtime.Launch: config validation, cgroup,
+// namespaces' bootstrap, init's configuration, state.json) runs here. It
+// saves the Go runtime's start-up of a `berth runtime run` process per
+// container start. The container's runtime state is where `berth
+// runtime` (and the engine's kill, exec, pause) find it.
+//
+// If this process dies before the container runs, the monitor kills what
+// it started and exits without recording an exit; the next start or
+// remove clears what is left (see clearRuntime).
+func (s *Store) launch(ctx context.Context, c *containers.Container, mo monitor.Options, dir string) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+	root := s.runtimeRoot()
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
+	}
+	l, err := monitor.Launch(ctx, mo)
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	defer func() {
+		if retErr != nil {
+			l.Abort()
+		}
+	}()
+	o := container.CreateOpts{ID: c.ID, Bundle: dir, Starter: l}
+	if mo.Terminal {
+		if o.Console, err = monitor.DialConsole(mo.RunDir); err != nil {
+			return nil, monitor.Started{}, err
+		}
+		defer o.Console.Close()
+	}
+	rt := &container.Runtime{Root: root, Log: slog.New(slog.DiscardHandler)}
+	rc, err := rt.Launch(o)
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	started, err := l.Running(rc.State.Pid)
+	if err != nil {
+		rc.Delete(true)
+		return nil, monitor.Started{}, err
+	}
+	return l.Conn(), started, nil
+}
