@@ -1102,6 +1102,8 @@ static void monitor_main(void)
 		die("monitor: chdir %s", cfg.dir);
 
 	int lfd = listen_unix("attach");
+	// Before 'A': an inline caller dials it as soon as Launch returns.
+	int cfd = cfg.terminal ? listen_unix("console.sock") : -1;
 	int32_t mypid = (int32_t)getpid();
 	sync_send('A', &mypid, sizeof(mypid));
 
@@ -1130,10 +1132,7 @@ static void monitor_main(void)
 	}
 
 	int child_fd[3] = {-1, -1, -1};
-	int cfd = -1;
-	if (cfg.terminal) {
-		cfd = listen_unix("console.sock");
-	} else {
+	if (!cfg.terminal) {
 		int p[2];
 		for (int i = 0; i < 2; i++) {
 			if (pipe2(p, O_CLOEXEC) < 0)
