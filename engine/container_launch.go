@@ -56,3 +56,19 @@ func (s *Store) launch(ctx context.Context, c *containers.Container, mo monitor.
 	}
 	return l.Conn(), started, nil
 }
+
+// clearLeftovers removes what a start of c cut short (its berth process
+// killed) left behind, so that c can be started or removed again: the
+// runtime's state (killing whatever runs in its cgroup) and the network
+// namespace. Start and remove run it on containers that do not run.
+func (s *Store) clearLeftovers(ctx context.Context, c *containers.Container) error {
+	if err := s.runtime().deleteState(c.ID); err != nil {
+		return fmt.Errorf("container %s: remove the runtime state of an earlier start: %w", c.ID, err)
+	}
+	if _, err := os.Lstat(s.netnsPath(c.ID)); err == nil {
+		if err := s.teardownNetwork(ctx, c); err != nil {
+			return fmt.Errorf("container %s: remove the network of an earlier start: %w", c.ID, err)
+		}
+	}
+	return nil
+}

@@ -158,9 +158,13 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	dir := s.containerDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	run := s.runDir(c.ID)
-	// What a previous run left: a dead monitor's files, a mount.
+	// What a previous run left: a dead monitor's files, a mount, the
+	// runtime's state and network of a start cut short.
 	os.RemoveAll(run)
 	snapshot.Unmount(rootfs)
+	if err := s.clearLeftovers(ctx, c); err != nil {
+		return nil, monitor.Started{}, err
+	}
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return nil, monitor.Started{}, err
 	}
@@ -392,13 +396,10 @@ func (r engineRuntime) load(id string) *container.Container {
 	return c
 }
 
-// deleteState kills and deletes the runtime's container id, if any.
+// deleteState kills and deletes the runtime's container id, if any, also
+// what a create cut short left.
 func (r engineRuntime) deleteState(id string) error {
-	c := r.load(id)
-	if c == nil {
-		return nil
-	}
-	return c.Delete(true)
+	return r.rt.Forget(id)
 }
 
 // Cleanup finishes a container whose process exited (or whose monitor
@@ -717,6 +718,9 @@ func (s *Store) RemoveContainer(ctx context.Context, ref string, opts RemoveOpti
 		return err
 	} else if cur.State.Status == containers.Running {
 		return fmt.Errorf("cannot remove container \"/%s\": it was started again meanwhile: %w", c.Name, ErrConflict)
+	}
+	if err := s.clearLeftovers(ctx, c); err != nil {
+		return err
 	}
 	s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State.Status = containers.Removing

@@ -36,7 +36,7 @@
 // and to attach clients, attach input to the container's stdin, health
 // checks on a timer. When the init exits, output is drained for at most
 // DRAIN_NS (a grandchild may hold the pipes), the exit file is written
-// atomically (exit.tmp, fsync, rename to "exit": "CODE FINISHED_NANOS\n"),
+// atomically (exit.tmp, rename to "exit": "CODE FINISHED_NANOS\n"),
 // clients get the exit frame, the exit command is started and the
 // monitor exits.
 //
@@ -869,6 +869,11 @@ static pid_t read_pidfile(void)
 	return v > 0 ? (pid_t)v : -1;
 }
 
+// write_exit_file records the exit: written whole and renamed into place,
+// so readers see all of it or nothing. Not fsynced: the file means
+// nothing after a crash of the host (the engine compares boot ids, and the
+// run directory is normally on tmpfs), and two fsyncs would delay every
+// container's exit.
 static void write_exit_file(int code)
 {
 	char b[64];
@@ -876,15 +881,10 @@ static void write_exit_file(int code)
 	int fd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	int ok = write_all(fd, b, (size_t)n) == 0 && fsync(fd) == 0;
+	int ok = write_all(fd, b, (size_t)n) == 0;
 	close(fd);
-	if (ok && rename("exit.tmp", "exit") == 0) {
-		int d = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (d >= 0) {
-			fsync(d);
-			close(d);
-		}
-	}
+	if (ok)
+		rename("exit.tmp", "exit");
 }
 
 // recv_fd takes the pty master init sends on c, a connection to

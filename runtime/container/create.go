@@ -133,6 +133,12 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return nil, nil, err
 	}
 	c.State.CgroupPaths = cg.Paths()
+	// A state without init (pid 0: stopped) until init is ready: if this
+	// process is killed before then, Load and Delete still find the
+	// container and remove its cgroup and whatever runs in it.
+	if err := c.save(); err != nil {
+		return nil, nil, fmt.Errorf("save state: %w", err)
+	}
 
 	sp := &spawnSpec{stdio: o.Stdio, starter: o.Starter, uidMap: s.Linux.UIDMappings, gidMap: s.Linux.GIDMappings}
 	for i := 0; i < o.PreserveFds; i++ {
