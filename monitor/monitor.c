@@ -1304,10 +1304,12 @@ static void monitor_main(void)
 				phase = RUNNING;
 				next_health = now_ns(CLOCK_MONOTONIC) + (cfg.hstart > 0 ? cfg.hstart : cfg.hint);
 				// Init was held unreaped until now: it may have
-				// exited already.
+				// exited already, or (named wrongly) not be our
+				// child: then its status is unknown.
 				int ist;
-				if (waitpid(init, &ist, WNOHANG) == init) {
-					init_status = ist;
+				pid_t w2 = waitpid(init, &ist, WNOHANG);
+				if (w2 == init || (w2 < 0 && errno == ECHILD)) {
+					init_status = w2 == init ? ist : (255 << 8);
 					phase = DRAIN;
 					drain_until = now_ns(CLOCK_MONOTONIC) + DRAIN_NS;
 				}
