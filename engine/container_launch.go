@@ -12,33 +12,31 @@ import (
 )
 
 // launch starts container c, whose bundle is dir, with this process as
-// its runtime: the monitor (configured by mo) forks only the container's
-// stage 0, so that init is the monitor's child, while the runtime's own
-// code (runtime/container.Runtime.Launch: config validation, cgroup,
-// namespaces' bootstrap, init's configuration, state.json) runs here. It
-// saves the Go runtime's start-up of a `berth runtime run` process per
-// container start. The container's runtime state is where `berth
-// runtime` (and the engine's kill, exec, pause) find it.
+// its runtime: its monitor l (started by monitor.Launch with mo) forks
+// only the container's stage 0, so that init is the monitor's child,
+// while the runtime's own code (runtime/container.Runtime.Launch: config
+// validation, cgroup, the namespaces' bootstrap, init's configuration,
+// state.json) runs here. That saves the Go runtime's start-up of a
+// `berth runtime run` process per container start. The container's
+// runtime state is where `berth runtime` (and the engine's kill, exec,
+// pause) find it. On error l is aborted.
 //
 // If this process dies before the container runs, the monitor kills what
 // it started and exits without recording an exit; the next start or
-// remove clears what is left (see clearRuntime).
-func (s *Store) launch(ctx context.Context, c *containers.Container, mo monitor.Options, dir string) (_ *monitor.Conn, _ monitor.Started, retErr error) {
-	root := s.runtimeRoot()
-	if err := os.MkdirAll(root, 0o711); err != nil {
-		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
-	}
-	l, err := monitor.Launch(ctx, mo)
-	if err != nil {
-		return nil, monitor.Started{}, err
-	}
+// remove clears what is left (see clearLeftovers).
+func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.Options, dir string) (_ *monitor.Conn, _ monitor.Started, retErr error) {
 	defer func() {
 		if retErr != nil {
 			l.Abort()
 		}
 	}()
+	root := s.runtimeRoot()
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
+	}
 	o := container.CreateOpts{ID: c.ID, Bundle: dir, Starter: l}
 	if mo.Terminal {
+		var err error
 		if o.Console, err = monitor.DialConsole(mo.RunDir); err != nil {
 			return nil, monitor.Started{}, err
 		}

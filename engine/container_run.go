@@ -168,6 +168,48 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return nil, monitor.Started{}, err
 	}
+	exe, err := s.exe()
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	mo := monitor.Options{
+		Exe:         exe,
+		RunDir:      run,
+		Terminal:    c.Config.Tty, // the spec's process.terminal (checked below)
+		Stdin:       c.Config.OpenStdin,
+		StdinOnce:   c.Config.StdinOnce,
+		Attach:      opts.Attach,
+		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+	}
+	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
+		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
+		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
+		if err != nil {
+			return nil, monitor.Started{}, err
+		}
+	}
+	s.healthOptions(c, exe, &mo)
+
+	// This process is the runtime when it is the binary the monitor
+	// runs (see launch); the monitor then starts (an exec and a fork)
+	// while the rootfs is mounted and the bundle written.
+	var launched func() (*monitor.Launcher, error)
+	if self, err := os.Executable(); err == nil && self == exe {
+		var l *monitor.Launcher
+		var lerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l, lerr = monitor.Launch(ctx, mo)
+		}()
+		launched = func() (*monitor.Launcher, error) { <-done; return l, lerr }
+		defer func() {
+			if l, err := launched(); retErr != nil && err == nil {
+				l.Abort()
+			}
+		}()
+	}
+
 	if err := s.mountRootfs(c.ID, rootfs); err != nil {
 		return nil, monitor.Started{}, err
 	}
@@ -186,30 +228,16 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	if err != nil {
 		return nil, monitor.Started{}, err
 	}
-	exe, err := s.exe()
-	if err != nil {
-		return nil, monitor.Started{}, err
+	if spec.Process.Terminal != mo.Terminal {
+		return nil, monitor.Started{}, fmt.Errorf("container %s: process.terminal is %v but Tty %v", c.ID, spec.Process.Terminal, mo.Terminal)
 	}
-	mo := monitor.Options{
-		Exe:         exe,
-		RunDir:      run,
-		Terminal:    spec.Process.Terminal,
-		Stdin:       c.Config.OpenStdin,
-		StdinOnce:   c.Config.StdinOnce,
-		Attach:      opts.Attach,
-		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
-	}
-	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
-		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
-		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
+
+	if launched != nil {
+		l, err := launched()
 		if err != nil {
 			return nil, monitor.Started{}, err
 		}
-	}
-	s.healthOptions(c, exe, &mo)
-
-	if self, err := os.Executable(); err == nil && self == exe {
-		return s.launch(ctx, c, mo, dir)
+		return s.launch(c, l, mo, dir)
 	}
 	// Another binary than this process's (a library user's): the
 	// monitor runs it as the runtime.
