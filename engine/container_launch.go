@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/monitor"
@@ -42,6 +45,13 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.
 		}
 		defer o.Console.Close()
 	}
+	// A signal that would end this process in the middle would leave
+	// the container half made: the usual ones wait until it runs, and
+	// then go to it if a foreground client will pass signals on anyway
+	// (mo.Attach), as runc's run does.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
 	rt := &container.Runtime{Root: root, Log: slog.New(slog.DiscardHandler)}
 	rc, err := rt.Launch(o)
 	if err != nil {
@@ -51,6 +61,15 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.
 	if err != nil {
 		rc.Delete(true)
 		return nil, monitor.Started{}, err
+	}
+	for mo.Attach {
+		select {
+		case sig := <-sigs:
+			rc.Kill(sig.(unix.Signal), false)
+			continue
+		default:
+		}
+		break
 	}
 	return l.Conn(), started, nil
 }

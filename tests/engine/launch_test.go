@@ -100,6 +100,61 @@ func TestRunKilledMidStart(t *testing.T) {
 	})
 }
 
+// TestRunSignalledMidStart: SIGTERM (or ^C) to a foreground `run --rm`
+// while its process is making the container does not cut the start short:
+// the container starts, gets the signal, and is removed after its exit;
+// nothing is left.
+func TestRunSignalledMidStart(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		hit := false
+		for attempt := 0; attempt < 20 && !hit; attempt++ {
+			name := fmt.Sprintf("signalled-%d-%d", sig, attempt)
+			cleanupContainer(t, name)
+			before := psNames(t)
+			cmd := berthCmd("run", "--rm", "--name", name, "--network", "none", "busybox",
+				"sh", "-c", "trap 'exit 3' TERM INT; sleep 2 & wait")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The runtime's state appears while the CLI makes the
+			// container: signal it then.
+			rt := filepath.Join(runDir, "runtime")
+			old := map[string]bool{}
+			if ents, err := os.ReadDir(rt); err == nil {
+				for _, e := range ents {
+					old[e.Name()] = true
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !hit && time.Now().Before(deadline) {
+				ents, _ := os.ReadDir(rt)
+				for _, e := range ents {
+					if !hit && !old[e.Name()] {
+						hit = cmd.Process.Signal(sig) == nil
+					}
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("signal %v: the CLI did not exit", sig)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 0 && code != 3 {
+				t.Errorf("signal %v: exit %d, want the container's (0 or 3)", sig, code)
+			}
+			if after := psNames(t); len(after) != len(before) {
+				t.Fatalf("signal %v: containers %v after, %v before: --rm left one", sig, after, before)
+			}
+		}
+		if !hit {
+			t.Fatalf("signal %v: never signalled the CLI while it made the container", sig)
+		}
+	}
+}
+
 // TestRunRuntimeRefusesConfig: a config the runtime refuses (here a hard
 // rlimit above berth's own, which it may not raise) fails the in-process
 // start with the runtime's message and docker's 125, with --rm leaving
