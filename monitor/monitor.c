@@ -1287,9 +1287,11 @@ static void monitor_main(void)
 				free(env);
 				for (int i = 0; i < nfds; i++)
 					close(fds[i]);
-				for (int i = 0; i < 3; i++)
+				for (int i = 0; i < 3; i++) {
 					if (child_fd[i] >= 0)
 						close(child_fd[i]);
+					child_fd[i] = -1;
+				}
 				int32_t sp = (int32_t)stage0;
 				sync_send('S', &sp, sizeof(sp));
 			} else if (type == 'G' && stage0 > 0) {
