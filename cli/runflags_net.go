@@ -18,8 +18,8 @@ type netRunFlags struct {
 }
 
 func addNetRunFlags(fs *pflag.FlagSet, f *netRunFlags) {
-	fs.StringArrayVar(&f.aliases, "network-alias", nil, "add network-scoped alias for the container")
-	fs.StringArrayVar(&f.netAliases, "net-alias", nil, "add network-scoped alias for the container")
+	stringArrayVarP(fs, &f.aliases, "network-alias", "", "add network-scoped alias for the container")
+	stringArrayVarP(fs, &f.netAliases, "net-alias", "", "add network-scoped alias for the container")
 	_ = fs.MarkHidden("net-alias")
 	fs.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	fs.StringVar(&f.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")

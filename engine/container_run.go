@@ -158,12 +158,58 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	dir := s.containerDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	run := s.runDir(c.ID)
-	// What a previous run left: a dead monitor's files, a mount.
+	// What a previous run left: a dead monitor's files, a mount, the
+	// runtime's state and network of a start cut short.
 	os.RemoveAll(run)
 	snapshot.Unmount(rootfs)
+	if err := s.clearLeftovers(ctx, c); err != nil {
+		return nil, monitor.Started{}, err
+	}
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return nil, monitor.Started{}, err
 	}
+	exe, err := s.exe()
+	if err != nil {
+		return nil, monitor.Started{}, err
+	}
+	mo := monitor.Options{
+		Exe:         exe,
+		RunDir:      run,
+		Terminal:    c.Config.Tty, // the spec's process.terminal (checked below)
+		Stdin:       c.Config.OpenStdin,
+		StdinOnce:   c.Config.StdinOnce,
+		Attach:      opts.Attach,
+		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+	}
+	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
+		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
+		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
+		if err != nil {
+			return nil, monitor.Started{}, err
+		}
+	}
+	s.healthOptions(c, exe, &mo)
+
+	// This process is the runtime when it is the binary the monitor
+	// runs (see launch); the monitor then starts (an exec and a fork)
+	// while the rootfs is mounted and the bundle written.
+	var launched func() (*monitor.Launcher, error)
+	if self, err := os.Executable(); err == nil && self == exe {
+		var l *monitor.Launcher
+		var lerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l, lerr = monitor.Launch(ctx, mo)
+		}()
+		launched = func() (*monitor.Launcher, error) { <-done; return l, lerr }
+		defer func() {
+			if l, err := launched(); retErr != nil && err == nil {
+				l.Abort()
+			}
+		}()
+	}
+
 	if err := s.mountRootfs(c.ID, rootfs); err != nil {
 		return nil, monitor.Started{}, err
 	}
@@ -182,36 +228,26 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	if err != nil {
 		return nil, monitor.Started{}, err
 	}
-	exe, err := s.exe()
-	if err != nil {
-		return nil, monitor.Started{}, err
+	if spec.Process.Terminal != mo.Terminal {
+		return nil, monitor.Started{}, fmt.Errorf("container %s: process.terminal is %v but Tty %v", c.ID, spec.Process.Terminal, mo.Terminal)
 	}
+
+	if launched != nil {
+		l, err := launched()
+		if err != nil {
+			return nil, monitor.Started{}, err
+		}
+		return s.launch(c, l, mo, dir)
+	}
+	// Another binary than this process's (a library user's): the
+	// monitor runs it as the runtime.
 	rtArgs := []string{exe, "runtime", "--root", s.runtimeRoot(), "--log", filepath.Join(run, "runtime.log"), "--log-format", "json",
 		"run", "--detach", "--bundle", dir, "--pid-file", filepath.Join(run, "pid")}
 	if spec.Process.Terminal {
 		rtArgs = append(rtArgs, "--console-socket", monitor.ConsoleSocket) // relative: the runtime runs in the run dir
 	}
-	rtArgs = append(rtArgs, c.ID)
-	mo := monitor.Options{
-		Exe:         exe,
-		RunDir:      run,
-		Runtime:     rtArgs,
-		PidFile:     filepath.Join(run, "pid"),
-		Terminal:    spec.Process.Terminal,
-		Stdin:       c.Config.OpenStdin,
-		StdinOnce:   c.Config.StdinOnce,
-		Attach:      opts.Attach,
-		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
-	}
-	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
-		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
-		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
-		if err != nil {
-			return nil, monitor.Started{}, err
-		}
-	}
-	s.healthOptions(c, exe, &mo)
-
+	mo.Runtime = append(rtArgs, c.ID)
+	mo.PidFile = filepath.Join(run, "pid")
 	if opts.Attach {
 		started, conn, err := monitor.StartAttached(ctx, mo)
 		return conn, started, err
@@ -388,13 +424,10 @@ func (r engineRuntime) load(id string) *container.Container {
 	return c
 }
 
-// deleteState kills and deletes the runtime's container id, if any.
+// deleteState kills and deletes the runtime's container id, if any, also
+// what a create cut short left.
 func (r engineRuntime) deleteState(id string) error {
-	c := r.load(id)
-	if c == nil {
-		return nil
-	}
-	return c.Delete(true)
+	return r.rt.Forget(id)
 }
 
 // Cleanup finishes a container whose process exited (or whose monitor
@@ -713,6 +746,9 @@ func (s *Store) RemoveContainer(ctx context.Context, ref string, opts RemoveOpti
 		return err
 	} else if cur.State.Status == containers.Running {
 		return fmt.Errorf("cannot remove container \"/%s\": it was started again meanwhile: %w", c.Name, ErrConflict)
+	}
+	if err := s.clearLeftovers(ctx, c); err != nil {
+		return err
 	}
 	s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State.Status = containers.Removing

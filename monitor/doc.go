@@ -50,6 +50,22 @@
 // If the init the pid file names is not the monitor's child (the runtime
 // reaped it itself), its status is unknown and the exit file says 255.
 //
+// # Launch: the caller as the runtime
+//
+// With Launch the monitor runs no runtime process: the caller creates the
+// container with the runtime's Go code in its own process
+// (runtime/container.Runtime.Launch, which takes the Launcher as its
+// Starter) and asks the monitor for one thing, to fork and exec the
+// container's stage 0 (StartStage0: the sealed binary, the environment and
+// the files for fds 3... passed over the configuration socket with
+// SCM_RIGHTS; stdio are the monitor's pipes). Stage 0's init (CLONE_PARENT)
+// is then the monitor's child. Until the caller names it (Running), the
+// monitor reaps only stage 0, so the caller can still kill init by pid;
+// from then on it is as after Start. If the caller closes the socket
+// first (Abort, or its death), the monitor kills its children and exits
+// without an exit file or exit command. This saves the runtime process's
+// start (for berth, a Go runtime) on every container start.
+//
 // The monitor ignores SIGTERM, SIGINT, SIGHUP and SIGPIPE: it lives as
 // long as its container, which berth stops through the runtime's kill.
 //

@@ -36,7 +36,7 @@
 // and to attach clients, attach input to the container's stdin, health
 // checks on a timer. When the init exits, output is drained for at most
 // DRAIN_NS (a grandchild may hold the pipes), the exit file is written
-// atomically (exit.tmp, fsync, rename to "exit": "CODE FINISHED_NANOS\n"),
+// atomically (exit.tmp, rename to "exit": "CODE FINISHED_NANOS\n"),
 // clients get the exit frame, the exit command is started and the
 // monitor exits.
 //
@@ -189,7 +189,7 @@ static struct {
 	const char *dir, *pidfile, *logpath;
 	struct argv rt, exitcmd, health;
 	long long logmax, hint, hstart;
-	int logfiles, terminal, use_stdin, stdin_once, attach;
+	int logfiles, terminal, use_stdin, stdin_once, attach, inline_rt;
 } cfg;
 
 static int sync_fd = -1;
@@ -299,13 +299,15 @@ static void read_config(void)
 			cfg.stdin_once = 1;
 		else if (!strcmp(r, "attach"))
 			cfg.attach = 1;
+		else if (!strcmp(r, "inline"))
+			cfg.inline_rt = 1;
 		else if (!strcmp(r, "hint"))
 			cfg.hint = atoll(v);
 		else if (!strcmp(r, "hstart"))
 			cfg.hstart = atoll(v);
 	}
 	errno = 0;
-	if (cfg.dir == NULL || cfg.rt.n == 0 || cfg.pidfile == NULL)
+	if (cfg.dir == NULL || (!cfg.inline_rt && (cfg.rt.n == 0 || cfg.pidfile == NULL)))
 		die("monitor: configuration lacks dir, rt or pidfile");
 }
 
@@ -867,6 +869,11 @@ static pid_t read_pidfile(void)
 	return v > 0 ? (pid_t)v : -1;
 }
 
+// write_exit_file records the exit: written whole and renamed into place,
+// so readers see all of it or nothing. Not fsynced: the file means
+// nothing after a crash of the host (the engine compares boot ids, and the
+// run directory is normally on tmpfs), and two fsyncs would delay every
+// container's exit.
 static void write_exit_file(int code)
 {
 	char b[64];
@@ -874,23 +881,16 @@ static void write_exit_file(int code)
 	int fd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	int ok = write_all(fd, b, (size_t)n) == 0 && fsync(fd) == 0;
+	int ok = write_all(fd, b, (size_t)n) == 0;
 	close(fd);
-	if (ok && rename("exit.tmp", "exit") == 0) {
-		int d = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (d >= 0) {
-			fsync(d);
-			close(d);
-		}
-	}
+	if (ok)
+		rename("exit.tmp", "exit");
 }
 
-// recv_console takes the pty master the runtime sends on console.sock.
-static int recv_console(int lfd)
+// recv_fd takes the pty master init sends on c, a connection to
+// console.sock, and closes c.
+static int recv_fd(int c)
 {
-	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return -1;
 	char name[256];
 	union {
 		char b[CMSG_SPACE(sizeof(int))];
@@ -916,6 +916,16 @@ static int recv_console(int lfd)
 	return fd;
 }
 
+// recv_console takes the pty master sent on console.sock (listening on
+// lfd) by a runtime that has already sent it.
+static int recv_console(int lfd)
+{
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return -1;
+	return recv_fd(c);
+}
+
 static int listen_unix(const char *name)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -929,6 +939,105 @@ static int listen_unix(const char *name)
 	if (listen(fd, 16) < 0)
 		die("monitor: listen on %s/%s", cfg.dir, name);
 	return fd;
+}
+
+// ------------------------------------------------- inline runtime (Launcher)
+
+#define MAX_PASSED_FDS 64
+
+// kill_children SIGKILLs every child of the monitor (stage 0, the
+// container's init before it was reported): the caller that was creating
+// the container went away.
+static void kill_children(void)
+{
+	char path[64], b[4096];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	b[n] = '\0';
+	for (char *p = b, *end; *p; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (v > 0)
+			kill((pid_t)v, SIGKILL);
+	}
+}
+
+// recv_request reads one request type byte from the caller, and the fds
+// passed with it (at most max; *nfds is how many came). 0 on EOF.
+static int recv_request(char *type, int *fds, int max, int *nfds)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {type, 1};
+	struct msghdr mh = {0};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.b;
+	mh.msg_controllen = sizeof(u.b);
+	ssize_t n;
+	do
+		n = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	*nfds = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof(int));
+			if (*nfds < max)
+				fds[(*nfds)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (mh.msg_flags & MSG_CTRUNC) {
+		errno = 0;
+		die("monitor: too many fds in a request");
+	}
+	return n > 0 ? 1 : 0;
+}
+
+// spawn_stage0 forks and execs stage 0 of the container's init for the
+// caller: fds[0] is the binary to exec, fds[1..] become fds 3.. of the
+// child, env the NUL-separated environment (len bytes), child_fd its
+// stdio. Stage 0's init is then this monitor's child (CLONE_PARENT).
+static pid_t spawn_stage0(int *fds, int nfds, char *env, uint32_t len, int child_fd[3])
+{
+	char *envp[64];
+	int ne = 0;
+	for (char *e = env; e < env + len && ne < 63; e += strlen(e) + 1)
+		envp[ne++] = e;
+	envp[ne] = NULL;
+	char *argv[] = {"berth-init", NULL};
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	reset_child();
+	for (int i = 0; i < 3; i++)
+		if (child_fd[i] >= 0 && dup2(child_fd[i], i) < 0)
+			_exit(126);
+	// Out of the way first, then into place: a passed fd may sit on a
+	// number another one goes to.
+	int hi[MAX_PASSED_FDS];
+	for (int i = 0; i < nfds; i++)
+		if ((hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + nfds + MAX_PASSED_FDS)) < 0)
+			_exit(126);
+	for (int i = 1; i < nfds; i++)
+		if (dup2(hi[i], 2 + i) < 0)
+			_exit(126);
+	syscall(SYS_execveat, hi[0], "", argv, envp, AT_EMPTY_PATH);
+	_exit(127);
 }
 
 // ------------------------------------------------------------- the monitor
@@ -993,31 +1102,37 @@ static void monitor_main(void)
 		die("monitor: chdir %s", cfg.dir);
 
 	int lfd = listen_unix("attach");
+	// Before 'A': an inline caller dials it as soon as Launch returns.
+	int cfd = cfg.terminal ? listen_unix("console.sock") : -1;
 	int32_t mypid = (int32_t)getpid();
 	sync_send('A', &mypid, sizeof(mypid));
 
 	if (cfg.attach) { // wait for the first client (or the caller's going)
+		int watch = 1; // poll the caller's socket for its going away
 		while (nclients == 0) {
 			struct pollfd p[2] = {{lfd, POLLIN, 0}, {sync_fd, POLLIN, 0}};
-			if (poll(p, 2, -1) < 0) {
+			if (poll(p, watch ? 2 : 1, -1) < 0) {
 				if (errno == EINTR)
 					continue;
 				die("monitor: poll");
 			}
-			if (p[1].revents) {
-				errno = 0;
-				die("monitor: the caller went away before attaching");
-			}
 			if (p[0].revents & POLLIN)
 				accept_client(lfd);
+			if (nclients == 0 && watch && p[1].revents) {
+				char c;
+				// An inline caller may send its next request as
+				// soon as it connected: only its end is fatal.
+				if (!cfg.inline_rt || recv(sync_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+					errno = 0;
+					die("monitor: the caller went away before attaching");
+				}
+				watch = 0;
+			}
 		}
 	}
 
 	int child_fd[3] = {-1, -1, -1};
-	int cfd = -1;
-	if (cfg.terminal) {
-		cfd = listen_unix("console.sock");
-	} else {
+	if (!cfg.terminal) {
 		int p[2];
 		for (int i = 0; i < 2; i++) {
 			if (pipe2(p, O_CLOEXEC) < 0)
@@ -1041,20 +1156,26 @@ static void monitor_main(void)
 			die("monitor: open log %s", cfg.logpath);
 	}
 
-	pid_t rt = fork();
-	if (rt < 0)
-		die("monitor: fork runtime");
-	if (rt == 0) {
-		reset_child();
+	// Inline: the caller runs the runtime's code itself and asks for
+	// stage 0 ('X'), then reports init's pid ('G'); see monitor.Launcher.
+	pid_t rt = -1, stage0 = -1;
+	if (!cfg.inline_rt) {
+		rt = fork();
+		if (rt < 0)
+			die("monitor: fork runtime");
+		if (rt == 0) {
+			reset_child();
+			for (int i = 0; i < 3; i++)
+				if (child_fd[i] >= 0 && dup2(child_fd[i], i) < 0)
+					_exit(126);
+			execv(cfg.rt.v[0], cfg.rt.v);
+			_exit(127);
+		}
 		for (int i = 0; i < 3; i++)
-			if (child_fd[i] >= 0 && dup2(child_fd[i], i) < 0)
-				_exit(126);
-		execv(cfg.rt.v[0], cfg.rt.v);
-		_exit(127);
+			if (child_fd[i] >= 0)
+				close(child_fd[i]);
 	}
-	for (int i = 0; i < 3; i++)
-		if (child_fd[i] >= 0)
-			close(child_fd[i]);
+	int ccon = -1; // an accepted console.sock connection, before the pty comes
 
 	enum { RUNTIME, RUNNING, DRAIN } phase = RUNTIME;
 	pid_t init = -1, health = 0;
@@ -1079,8 +1200,12 @@ static void monitor_main(void)
 		if (until > 0)
 			timeout = until > now ? (int)((until - now) / 1000000 + 1) : 0;
 
-		int np = 0, ip_sfd = -1, ip_lfd = -1, ip_cfd = -1, ip_in = -1, ip_s[2] = {-1, -1}, ip_c0;
+		int np = 0, ip_sfd = -1, ip_lfd = -1, ip_cfd = -1, ip_ccon = -1, ip_sync = -1, ip_in = -1, ip_s[2] = {-1, -1}, ip_c0;
 		pf[ip_sfd = np++] = (struct pollfd){sfd, POLLIN, 0};
+		if (cfg.inline_rt && phase == RUNTIME && sync_fd >= 0)
+			pf[ip_sync = np++] = (struct pollfd){sync_fd, POLLIN, 0};
+		if (ccon >= 0)
+			pf[ip_ccon = np++] = (struct pollfd){ccon, POLLIN, 0};
 		if (phase != DRAIN)
 			pf[ip_lfd = np++] = (struct pollfd){lfd, POLLIN, 0};
 		if (cfd >= 0)
@@ -1126,8 +1251,13 @@ static void monitor_main(void)
 		for (int i = 0; i < 2; i++)
 			if (ip_s[i] >= 0 && pf[ip_s[i]].revents && streams[i].fd >= 0)
 				stream_read(&streams[i]);
-		if (ip_cfd >= 0 && (pf[ip_cfd].revents & POLLIN) && pty_fd < 0) {
-			int m = recv_console(cfd);
+		if (ip_cfd >= 0 && (pf[ip_cfd].revents & POLLIN) && pty_fd < 0 && ccon < 0)
+			ccon = accept4(cfd, NULL, NULL, SOCK_CLOEXEC);
+		if (ip_ccon >= 0 && pf[ip_ccon].revents && pty_fd < 0) {
+			// Init sends the pty master when it has made it: until
+			// then the connection is polled, not waited on.
+			int m = recv_fd(ccon);
+			ccon = -1;
 			if (m >= 0) {
 				set_nonblock(m);
 				pty_fd = stdin_fd = m;
@@ -1137,11 +1267,73 @@ static void monitor_main(void)
 				unlink("console.sock");
 			}
 		}
+		if (ip_sync >= 0 && pf[ip_sync].revents) {
+			char type = 0;
+			int fds[MAX_PASSED_FDS], nfds = 0;
+			if (!recv_request(&type, fds, MAX_PASSED_FDS, &nfds)) {
+				kill_children();
+				errno = 0;
+				die("monitor: the caller went away before the container started");
+			}
+			if (type == 'X' && stage0 < 0 && nfds >= 1) {
+				uint32_t len;
+				char *env = NULL;
+				if (read_all(sync_fd, &len, sizeof(len)) < 0 || len > MAX_CONFIG ||
+				    (env = calloc(1, (size_t)len + 1)) == NULL || read_all(sync_fd, env, len) < 0)
+					die("monitor: read stage 0 request");
+				stage0 = spawn_stage0(fds, nfds, env, len, child_fd);
+				if (stage0 < 0)
+					die("monitor: fork stage 0");
+				free(env);
+				for (int i = 0; i < nfds; i++)
+					close(fds[i]);
+				for (int i = 0; i < 3; i++) {
+					if (child_fd[i] >= 0)
+						close(child_fd[i]);
+					child_fd[i] = -1;
+				}
+				int32_t sp = (int32_t)stage0;
+				sync_send('S', &sp, sizeof(sp));
+			} else if (type == 'G' && stage0 > 0) {
+				int32_t ip;
+				if (read_all(sync_fd, &ip, sizeof(ip)) < 0)
+					die("monitor: read init pid");
+				init = (pid_t)ip;
+				sync_send('P', &ip, sizeof(ip));
+				if (sync_fd >= 0)
+					close(sync_fd);
+				sync_fd = -1;
+				phase = RUNNING;
+				next_health = now_ns(CLOCK_MONOTONIC) + (cfg.hstart > 0 ? cfg.hstart : cfg.hint);
+				// Init was held unreaped until now: it may have
+				// exited already, or (named wrongly) not be our
+				// child: then its status is unknown.
+				int ist;
+				pid_t w2 = waitpid(init, &ist, WNOHANG);
+				if (w2 == init || (w2 < 0 && errno == ECHILD)) {
+					init_status = w2 == init ? ist : (255 << 8);
+					phase = DRAIN;
+					drain_until = now_ns(CLOCK_MONOTONIC) + DRAIN_NS;
+				}
+			} else {
+				kill_children();
+				errno = 0;
+				die("monitor: unexpected request %#x from the caller", (unsigned char)type);
+			}
+		}
 		if (!(pf[ip_sfd].revents & POLLIN))
 			continue;
 		struct signalfd_siginfo si;
 		while (read(sfd, &si, sizeof(si)) > 0)
 			;
+		if (cfg.inline_rt && phase == RUNTIME) {
+			// Only stage 0 is reaped: init stays a zombie until the
+			// caller reports it, so the caller can still kill it by
+			// pid without hitting a reused one.
+			if (stage0 > 0)
+				waitpid(stage0, NULL, WNOHANG);
+			continue;
+		}
 		if (phase == RUNTIME) {
 			int st;
 			pid_t w;
@@ -1157,7 +1349,9 @@ static void monitor_main(void)
 				die("%s", msg);
 			}
 			if (cfg.terminal && pty_fd < 0) {
-				int m = recv_console(cfd); // the runtime sent it and left
+				// The runtime sent it and left.
+				int m = ccon >= 0 ? recv_fd(ccon) : recv_console(cfd);
+				ccon = -1;
 				if (m < 0) {
 					errno = 0;
 					die("monitor: the runtime sent no pty master on console.sock");

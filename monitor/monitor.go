@@ -106,14 +106,16 @@ func StartAttached(ctx context.Context, o Options) (Started, *Conn, error) {
 
 // config is the message that configures the monitor: u32 length, then
 // NUL-terminated key=value records (see monitor.c).
-func (o *Options) config() ([]byte, error) {
-	if o.RunDir == "" || len(o.Runtime) == 0 || o.PidFile == "" {
+func (o *Options) config(inline bool) ([]byte, error) {
+	if inline {
+		if o.RunDir == "" || len(o.Runtime) > 0 || o.PidFile != "" {
+			return nil, errors.New("monitor: Launch needs RunDir, and neither Runtime nor PidFile")
+		}
+	} else if o.RunDir == "" || len(o.Runtime) == 0 || o.PidFile == "" {
 		return nil, errors.New("monitor: RunDir, Runtime and PidFile are required")
-	}
-	if !filepath.IsAbs(o.Runtime[0]) {
+	} else if !filepath.IsAbs(o.Runtime[0]) {
 		return nil, fmt.Errorf("monitor: runtime %q is not an absolute path", o.Runtime[0])
-	}
-	if o.Terminal && !slices.Contains(o.Runtime, "--console-socket") {
+	} else if o.Terminal && !slices.Contains(o.Runtime, "--console-socket") {
 		return nil, errors.New("monitor: Terminal needs --console-socket " + ConsoleSocket + " in Runtime")
 	}
 	// The monitor runs in RunDir: relative paths would change meaning.
@@ -121,8 +123,10 @@ func (o *Options) config() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.PidFile, err = filepath.Abs(o.PidFile); err != nil {
-		return nil, err
+	if o.PidFile != "" {
+		if o.PidFile, err = filepath.Abs(o.PidFile); err != nil {
+			return nil, err
+		}
 	}
 	if o.LogPath != "" {
 		if o.LogPath, err = filepath.Abs(o.LogPath); err != nil {
@@ -146,7 +150,12 @@ func (o *Options) config() ([]byte, error) {
 		}
 	}
 	var errs []error
-	errs = append(errs, add("dir", dir), add("pidfile", o.PidFile))
+	errs = append(errs, add("dir", dir))
+	if inline {
+		flag("inline", true)
+	} else {
+		errs = append(errs, add("pidfile", o.PidFile))
+	}
 	for _, a := range o.Runtime {
 		errs = append(errs, add("rt", a))
 	}
@@ -174,9 +183,42 @@ func (o *Options) config() ([]byte, error) {
 }
 
 func start(ctx context.Context, o Options, attach bool) (Started, *Conn, error) {
-	msg, err := o.config()
+	l, err := launch(ctx, o, attach, false)
 	if err != nil {
 		return Started{}, nil, err
+	}
+	defer l.stop()
+	return l.report(ctx)
+}
+
+// Launcher is a monitor started by Launch: it waits for its caller to
+// create the container with the runtime's code in the caller's own
+// process, and forks only the container's stage 0 (StartStage0, which
+// makes it a runtime/container.Starter), so that the container's init is
+// the monitor's child. Running then hands the container over; Abort (or
+// the caller's death) makes the monitor kill what it started and exit.
+type Launcher struct {
+	local   *os.File
+	r       *bufio.Reader
+	waitErr chan error
+	stop    func() bool
+	monPID  int
+	conn    *Conn
+	runDir  string
+}
+
+// Launch starts a monitor for a container that the caller creates itself
+// (see Launcher). o.Runtime and o.PidFile must be empty. With o.Attach it
+// returns with the monitor's first attach connection (Conn). If ctx ends,
+// the monitor's requests fail and it exits.
+func Launch(ctx context.Context, o Options) (*Launcher, error) {
+	return launch(ctx, o, o.Attach, true)
+}
+
+func launch(ctx context.Context, o Options, attach, inline bool) (_ *Launcher, retErr error) {
+	msg, err := o.config(inline)
+	if err != nil {
+		return nil, err
 	}
 	exe := o.Exe
 	if exe == "" {
@@ -184,11 +226,15 @@ func start(ctx context.Context, o Options, attach bool) (Started, *Conn, error) 
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return Started{}, nil, fmt.Errorf("monitor: socketpair: %w", err)
+		return nil, fmt.Errorf("monitor: socketpair: %w", err)
 	}
 	local := os.NewFile(uintptr(fds[0]), "monitor-sync")
 	remote := os.NewFile(uintptr(fds[1]), "monitor-sync-child")
-	defer local.Close()
+	defer func() {
+		if retErr != nil {
+			local.Close()
+		}
+	}()
 	cmd := exec.Command(exe)
 	cmd.Args = []string{"berth-monitor"}
 	cmd.Env = append(withoutEnv(os.Environ(), EnvMonitor, "_BERTH_INITPIPE"), EnvMonitor+"=3")
@@ -196,81 +242,208 @@ func start(ctx context.Context, o Options, attach bool) (Started, *Conn, error) 
 	err = cmd.Start()
 	remote.Close()
 	if err != nil {
-		return Started{}, nil, fmt.Errorf("monitor: start %s: %w", exe, err)
+		return nil, fmt.Errorf("monitor: start %s: %w", exe, err)
 	}
 	// The first process forks the monitor and exits at once.
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-
-	stop := context.AfterFunc(ctx, func() { local.SetDeadline(time.Now()) })
-	defer stop()
-	fail := func(err error) (Started, *Conn, error) {
-		if ctx.Err() != nil {
-			return Started{}, nil, ctx.Err()
+	l := &Launcher{local: local, r: bufio.NewReader(local), waitErr: make(chan error, 1), runDir: o.RunDir}
+	go func() { l.waitErr <- cmd.Wait() }()
+	l.stop = context.AfterFunc(ctx, func() { local.SetDeadline(time.Now()) })
+	defer func() {
+		if retErr != nil {
+			l.stop()
 		}
-		return Started{}, nil, err
-	}
+	}()
 	if _, err := local.Write(msg); err != nil {
-		return fail(fmt.Errorf("monitor: send configuration: %w", err))
+		return nil, l.fail(ctx, fmt.Errorf("monitor: send configuration: %w", err))
 	}
-	r := bufio.NewReader(local)
-	var s Started
-	var conn *Conn
-	for {
-		typ, err := r.ReadByte()
-		if err != nil {
-			if conn != nil {
-				conn.Close()
+	typ, err := l.r.ReadByte()
+	if err != nil {
+		return nil, l.fail(ctx, l.readErr(err))
+	}
+	switch typ {
+	case 'A':
+		var pid int32
+		if err := binary.Read(l.r, binary.NativeEndian, &pid); err != nil {
+			return nil, l.fail(ctx, fmt.Errorf("monitor: read report: %w", err))
+		}
+		l.monPID = int(pid)
+		<-l.waitErr
+		if attach {
+			if l.conn, err = Attach(o.RunDir); err != nil {
+				return nil, l.fail(ctx, err)
 			}
-			if errors.Is(err, io.EOF) {
-				werr := <-waitErr
-				return fail(fmt.Errorf("monitor: exited without a report (%v)", werr))
-			}
+		}
+		return l, nil
+	case 'E':
+		return nil, l.fail(ctx, l.readError())
+	}
+	return nil, l.fail(ctx, fmt.Errorf("monitor: unknown report %q", typ))
+}
+
+// fail is err, or ctx's error if ctx ended.
+func (l *Launcher) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// readErr names a failed read of the monitor's report.
+func (l *Launcher) readErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		select {
+		case werr := <-l.waitErr:
+			return fmt.Errorf("monitor: exited without a report (%v)", werr)
+		default:
+			return errors.New("monitor: exited without a report")
+		}
+	}
+	return fmt.Errorf("monitor: read report: %w", err)
+}
+
+// readError reads the message of an 'E' report.
+func (l *Launcher) readError() error {
+	var n uint32
+	if err := binary.Read(l.r, binary.NativeEndian, &n); err != nil || n > 1<<20 {
+		return fmt.Errorf("monitor: read report: %v", err)
+	}
+	msg := make([]byte, n)
+	if _, err := io.ReadFull(l.r, msg); err != nil {
+		return fmt.Errorf("monitor: read report: %w", err)
+	}
+	return errors.New(string(msg))
+}
+
+// report reads the monitor's report on a runtime it ran: the container's
+// pid, or the runtime's error.
+func (l *Launcher) report(ctx context.Context) (Started, *Conn, error) {
+	defer l.local.Close()
+	fail := func(err error) (Started, *Conn, error) {
+		if l.conn != nil {
+			l.conn.Close()
+		}
+		return Started{}, nil, l.fail(ctx, err)
+	}
+	typ, err := l.r.ReadByte()
+	if err != nil {
+		return fail(l.readErr(err))
+	}
+	switch typ {
+	case 'P':
+		var pid int32
+		if err := binary.Read(l.r, binary.NativeEndian, &pid); err != nil {
 			return fail(fmt.Errorf("monitor: read report: %w", err))
 		}
-		switch typ {
-		case 'A':
-			var pid int32
-			if err := binary.Read(r, binary.NativeEndian, &pid); err != nil {
-				return fail(fmt.Errorf("monitor: read report: %w", err))
-			}
-			s.MonitorPID = int(pid)
-			<-waitErr
-			if attach {
-				if conn, err = Attach(o.RunDir); err != nil {
-					return fail(err)
-				}
-			}
-		case 'P':
-			var pid int32
-			if err := binary.Read(r, binary.NativeEndian, &pid); err != nil {
-				if conn != nil {
-					conn.Close()
-				}
-				return fail(fmt.Errorf("monitor: read report: %w", err))
-			}
-			s.Pid = int(pid)
-			return s, conn, nil
-		case 'E':
-			if conn != nil {
-				conn.Close()
-			}
-			var n uint32
-			if err := binary.Read(r, binary.NativeEndian, &n); err != nil || n > 1<<20 {
-				return fail(fmt.Errorf("monitor: read report: %v", err))
-			}
-			msg := make([]byte, n)
-			if _, err := io.ReadFull(r, msg); err != nil {
-				return fail(fmt.Errorf("monitor: read report: %w", err))
-			}
-			return fail(errors.New(string(msg)))
-		default:
-			if conn != nil {
-				conn.Close()
-			}
-			return fail(fmt.Errorf("monitor: unknown report %q", typ))
-		}
+		return Started{MonitorPID: l.monPID, Pid: int(pid)}, l.conn, nil
+	case 'E':
+		return fail(l.readError())
 	}
+	return fail(fmt.Errorf("monitor: unknown report %q", typ))
+}
+
+// MonitorPID is the monitor's pid.
+func (l *Launcher) MonitorPID() int { return l.monPID }
+
+// Conn is the first attach connection (Options.Attach), or nil.
+func (l *Launcher) Conn() *Conn { return l.conn }
+
+// StartStage0 has the monitor fork and exec exe with argv ["berth-init"],
+// exactly the environment env, the container's stdio (pipes, or /dev/null)
+// and files as fds 3, 4, ...; it returns the process's pid. The monitor
+// reaps it, and holds any other child (the init it forks) unreaped until
+// Running names it. Only one call is allowed.
+func (l *Launcher) StartStage0(exe *os.File, env []string, files []*os.File) (int, error) {
+	var payload []byte
+	for _, e := range env {
+		if strings.IndexByte(e, 0) >= 0 {
+			return 0, fmt.Errorf("monitor: environment entry %q contains a NUL byte", e)
+		}
+		payload = append(append(payload, e...), 0)
+	}
+	fds := []int{int(exe.Fd())}
+	for _, f := range files {
+		fds = append(fds, int(f.Fd()))
+	}
+	if len(fds) > 64 {
+		return 0, fmt.Errorf("monitor: %d files for stage 0, at most 63", len(files))
+	}
+	msg := binary.NativeEndian.AppendUint32([]byte{'X'}, uint32(len(payload)))
+	msg = append(msg, payload...)
+	sc, err := l.local.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var serr error
+	if err := sc.Write(func(fd uintptr) bool {
+		// The fds ride on the first byte; the rest follows in order.
+		var n int
+		n, serr = unix.SendmsgN(int(fd), msg, unix.UnixRights(fds...), nil, 0)
+		if serr == unix.EAGAIN {
+			return false
+		}
+		if serr == nil && n < len(msg) {
+			_, serr = unix.Write(int(fd), msg[n:])
+		}
+		return true
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("monitor: request stage 0: %w", serr)
+	}
+	typ, err := l.r.ReadByte()
+	if err != nil {
+		return 0, l.readErr(err)
+	}
+	switch typ {
+	case 'S':
+		var pid int32
+		if err := binary.Read(l.r, binary.NativeEndian, &pid); err != nil {
+			return 0, fmt.Errorf("monitor: read report: %w", err)
+		}
+		return int(pid), nil
+	case 'E':
+		return 0, l.readError()
+	}
+	return 0, fmt.Errorf("monitor: unknown report %q", typ)
+}
+
+// Running tells the monitor that the container runs with init pid (its
+// child through stage 0) and returns the monitor's confirmation. The
+// monitor then reaps init and records its exit as for Start.
+func (l *Launcher) Running(pid int) (Started, error) {
+	defer l.stop()
+	defer l.local.Close()
+	msg := binary.NativeEndian.AppendUint32([]byte{'G'}, uint32(int32(pid)))
+	if _, err := l.local.Write(msg); err != nil {
+		return Started{}, fmt.Errorf("monitor: report init: %w", err)
+	}
+	typ, err := l.r.ReadByte()
+	if err != nil {
+		return Started{}, l.readErr(err)
+	}
+	switch typ {
+	case 'P':
+		var got int32
+		if err := binary.Read(l.r, binary.NativeEndian, &got); err != nil {
+			return Started{}, fmt.Errorf("monitor: read report: %w", err)
+		}
+		return Started{MonitorPID: l.monPID, Pid: int(got)}, nil
+	case 'E':
+		return Started{}, l.readError()
+	}
+	return Started{}, fmt.Errorf("monitor: unknown report %q", typ)
+}
+
+// Abort gives up the start: the monitor kills stage 0 and init (if they
+// run) and exits without recording an exit. The first attach connection
+// is closed too.
+func (l *Launcher) Abort() {
+	l.stop()
+	if l.conn != nil {
+		l.conn.Close()
+	}
+	l.local.Close()
 }
 
 func withoutEnv(env []string, names ...string) []string {
@@ -316,6 +489,28 @@ func Attach(runDir string) (*Conn, error) {
 		return nil, fmt.Errorf("attach: connect to %s: %w", filepath.Join(runDir, AttachSocket), err)
 	}
 	return &Conn{c: c}, nil
+}
+
+// DialConsole connects to the console socket of the monitor whose run
+// directory is runDir (Options.Terminal with Launch): the container's
+// init sends its pty master there (runtime/container.CreateOpts.Console).
+// Like Attach it reaches the socket through /proc/self/fd.
+func DialConsole(runDir string) (*os.File, error) {
+	dfd, err := unix.Open(runDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("console: open %s: %w", runDir, err)
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("console: socket: %w", err)
+	}
+	addr := &unix.SockaddrUnix{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dfd, ConsoleSocket)}
+	if err := unix.Connect(fd, addr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("console: connect to %s: %w", filepath.Join(runDir, ConsoleSocket), err)
+	}
+	return os.NewFile(uintptr(fd), ConsoleSocket), nil
 }
 
 // Stream copies the container's output to stdout and stderr (with a

@@ -34,9 +34,13 @@ type CreateOpts struct {
 	Stdio         [3]*os.File
 	// Run: start at once, through the sync socket instead of the fifo.
 	Run bool
-	// consoleConn replaces ConsoleSocket (run with a terminal in the
-	// foreground: the runtime itself receives the pty).
-	consoleConn *os.File
+	// Console, a connected unix socket, replaces ConsoleSocket: init
+	// sends the pty master on it (Run with a terminal in the foreground
+	// receives it itself; the engine's monitor does for its containers).
+	Console *os.File
+	// Starter, when set, starts stage 0 in place of this process (see
+	// Starter); Stdio is then ignored.
+	Starter Starter
 	// spec, when set, is the bundle's config already loaded by Run.
 	spec *specs.Spec
 }
@@ -87,7 +91,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		// such a container only gets a chroot (runc mounts on the host).
 		r.Log.Warn("no mount namespace: mounts, masked and read-only paths are not applied", "id", o.ID)
 	}
-	if s.Process.Terminal == (o.ConsoleSocket == "" && o.consoleConn == nil) {
+	if s.Process.Terminal == (o.ConsoleSocket == "" && o.Console == nil) {
 		if s.Process.Terminal {
 			return nil, nil, fmt.Errorf("process.terminal is true: --console-socket is required")
 		}
@@ -129,8 +133,14 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return nil, nil, err
 	}
 	c.State.CgroupPaths = cg.Paths()
+	// A state without init (pid 0: stopped) until init is ready: if this
+	// process is killed before then, Load and Delete still find the
+	// container and remove its cgroup and whatever runs in it.
+	if err := c.save(); err != nil {
+		return nil, nil, fmt.Errorf("save state: %w", err)
+	}
 
-	sp := &spawnSpec{stdio: o.Stdio, uidMap: s.Linux.UIDMappings, gidMap: s.Linux.GIDMappings}
+	sp := &spawnSpec{stdio: o.Stdio, starter: o.Starter, uidMap: s.Linux.UIDMappings, gidMap: s.Linux.GIDMappings}
 	for i := 0; i < o.PreserveFds; i++ {
 		sp.preserve = append(sp.preserve, os.NewFile(uintptr(3+i), "preserved"))
 	}
@@ -176,8 +186,8 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		cfg.FifoFd = next
 		next++
 	}
-	if o.consoleConn != nil {
-		sp.extra = append(sp.extra, o.consoleConn)
+	if o.Console != nil {
+		sp.extra = append(sp.extra, o.Console)
 		cfg.ConsoleFd = next
 	} else if o.ConsoleSocket != "" {
 		conn, err := dialUnix(o.ConsoleSocket)

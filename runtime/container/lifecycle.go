@@ -250,3 +250,23 @@ func (c *Container) ID() string { return c.State.ID }
 // text is runc's: containerd's shim matches it to tell "already exited"
 // from a failure.
 var ErrNotRunning = errors.New("container not running")
+
+// Forget removes container id in whatever state a create cut short (its
+// process killed) left it: a container with a state as Delete(true) does;
+// a directory without a state holds nothing else, since Create saves the
+// state before it makes the cgroup or any process, and is removed. An id
+// with no directory is not an error. The caller must know no create of id
+// is under way.
+func (r *Runtime) Forget(id string) error {
+	c, err := r.Load(id)
+	if err == nil {
+		return c.Delete(true)
+	}
+	if !errors.Is(err, ErrNotExist) {
+		return err
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("container %s: remove state: %w", id, err)
+	}
+	return nil
+}

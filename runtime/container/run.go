@@ -19,6 +19,14 @@ import (
 // passing signals on, and deletes it. It returns the container's exit
 // code in shell form (128+N for signal N).
 func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
+	if detach {
+		sigs := forwardSignals() // caught, so a signal cannot cut create short
+		defer signal.Stop(sigs)
+		if _, err := r.Launch(o); err != nil {
+			return -1, err
+		}
+		return 0, nil
+	}
 	o.Run = true
 	s, err := spec.Load(o.Bundle)
 	if err != nil {
@@ -26,23 +34,20 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	}
 	o.spec = s
 	var local *os.File
-	if s.Process.Terminal && o.ConsoleSocket == "" {
-		if detach {
-			return -1, fmt.Errorf("process.terminal with --detach needs --console-socket")
-		}
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		var child *os.File
 		local, child, err = socketPair()
 		if err != nil {
 			return -1, err
 		}
 		defer local.Close()
-		o.consoleConn = child
+		o.Console = child
 	}
 	sigs := forwardSignals()
 	defer signal.Stop(sigs)
 	c, p, err := r.Create(o)
-	if o.consoleConn != nil {
-		o.consoleConn.Close()
+	if o.Console != nil {
+		o.Console.Close()
 	}
 	if err != nil {
 		return -1, err
@@ -68,9 +73,6 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	}
 	r.Log.Debug("user process started", "id", o.ID)
 	c.postStart()
-	if detach {
-		return 0, nil
-	}
 	code := waitForwarding(p.pid, sigs)
 	r.Log.Debug("container exited", "id", o.ID, "code", code)
 	if drain != nil {
@@ -81,6 +83,38 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	}
 	r.Log.Debug("container deleted", "id", o.ID)
 	return code, nil
+}
+
+// Launch creates and starts a container and returns it running (Run with
+// detach): c.State.Pid is its init. With o.Starter, init is not this
+// process's child and Launch is all the runtime work of a start done in
+// the caller's process (berth's engine starts its containers so).
+func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
+	o.Run = true
+	s, err := spec.Load(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	o.spec = s
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
+		return nil, fmt.Errorf("process.terminal with --detach needs --console-socket")
+	}
+	c, p, err := r.Create(o)
+	if err != nil {
+		return nil, err
+	}
+	defer p.sock.Close()
+	if err := p.send(message{Type: msgStart}); err != nil {
+		c.Delete(true)
+		return nil, err
+	}
+	if err := p.waitExec(); err != nil {
+		c.Delete(true)
+		return nil, err
+	}
+	r.Log.Debug("user process started", "id", o.ID)
+	c.postStart()
+	return c, nil
 }
 
 // ExecOpts are the options of `exec`.

@@ -38,6 +38,22 @@ type spawnSpec struct {
 	// placed is called with stage 0's pid before it enters any namespace:
 	// the cgroup goes here, so a new cgroup namespace is rooted in it.
 	placed func(pid int) error
+	// starter, when set, starts stage 0 instead of this process (which
+	// then does not wait for it); stdio is then the starter's.
+	starter Starter
+}
+
+// Starter starts stage 0 of a container's init for Create, in place of
+// the calling process: berth's engine has its per-container monitor fork
+// it, so that init (stage 0's CLONE_PARENT child) is the monitor's child,
+// which reaps it and records its exit, while the engine's own process
+// runs the rest of Create.
+type Starter interface {
+	// StartStage0 runs exe (the sealed runtime binary, an fd to exec)
+	// with argv ["berth-init"], exactly the environment env, its own
+	// choice of stdio and files as fds 3, 4, ... in order, and returns
+	// the new process's pid. The starter reaps it.
+	StartStage0(exe *os.File, env []string, files []*os.File) (pid int, err error)
 }
 
 // proc is a started init or exec process and the parent's end of its
@@ -97,6 +113,9 @@ func (r *Runtime) spawn(s *spawnSpec) (_ *proc, retErr error) {
 	child := os.NewFile(uintptr(fds[1]), "sync")
 	defer child.Close()
 	syncFd := 3 + len(s.preserve)
+	if s.starter != nil {
+		return r.spawnVia(s, exe, parent, child, syncFd)
+	}
 	cmd := &exec.Cmd{
 		Path:       fmt.Sprintf("/proc/self/fd/%d", exe.Fd()),
 		Args:       []string{"berth-init"},
@@ -146,6 +165,40 @@ func (r *Runtime) spawn(s *spawnSpec) (_ *proc, retErr error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// spawnVia is spawn through s.starter: stage 0 is not this process's
+// child, so nothing here waits for it. The starter reaps stage 0 and
+// keeps init unreaped until told its pid (see monitor.Launcher), so
+// killing either by pid here cannot hit a reused pid: stage 0 is killed
+// only while it waits for the bootstrap, init only once reported.
+func (r *Runtime) spawnVia(s *spawnSpec, exe, parent, child *os.File, syncFd int) (*proc, error) {
+	files := append(append(append([]*os.File{}, s.preserve...), child), s.extra...)
+	stage0, err := s.starter.StartStage0(exe, []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)}, files)
+	child.Close()
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	fail := func(err error) (*proc, error) {
+		unix.Kill(stage0, unix.SIGKILL)
+		parent.Close()
+		return nil, err
+	}
+	if s.placed != nil {
+		if err := s.placed(stage0); err != nil {
+			return fail(err)
+		}
+	}
+	if err := writeBootstrap(parent, s); err != nil {
+		return fail(fmt.Errorf("send bootstrap to container init: %w", err))
+	}
+	pid, err := readStage0(parent, stage0, s)
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	return &proc{pid: pid, sock: parent, dec: json.NewDecoder(parent), enc: json.NewEncoder(parent), syncFd: syncFd}, nil
 }
 
 func writeBootstrap(w io.Writer, s *spawnSpec) error {
