@@ -71,6 +71,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 	if err != nil {
 		return err
 	}
+	s.finishPendingTeardowns(ctx, false)
 	mgr := s.Networks()
 	n, err := mgr.Inspect(name)
 	if err != nil {
@@ -127,8 +128,9 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 // cache says was added (so it works after a crash and twice) and the
 // removal of its network namespace.
 func (s *Store) teardownNetwork(ctx context.Context, c *containers.Container) error {
+	nsErr := network.RemoveNS(s.netnsPath(c.ID))
 	err := s.Networks().Detach(context.WithoutCancel(ctx), c.ID)
-	return errors.Join(err, network.RemoveNS(s.netnsPath(c.ID)))
+	return errors.Join(err, nsErr)
 }
 
 // containerNetNS is the network namespace c's spec joins ("" for a new
@@ -251,6 +253,7 @@ func (s *Store) portMappings(ctx context.Context, c *containers.Container) ([]ne
 // NetworkUsers returns the names of the containers that use the network
 // name (running or not), for network rm.
 func (s *Store) NetworkUsers(ctx context.Context, name string) ([]string, error) {
+	s.finishPendingTeardowns(ctx, true) // their leases and cached configs
 	all, err := s.db.ListContainers(ctx)
 	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return nil, err
