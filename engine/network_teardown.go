@@ -27,6 +27,11 @@ import (
 // cache, as after a crash). Containers that published ports are torn down
 // at once: their host ports must be free when `run` returns.
 
+// crashBeforeTeardownEnv, set, makes teardownLater stop after writing
+// the marker, as if berth died there: tests use it to see a later
+// command finish the teardown.
+const crashBeforeTeardownEnv = "BERTH_TEST_CRASH_BEFORE_TEARDOWN"
+
 // pendingDir holds the markers of network teardowns in progress.
 func pendingDir(runRoot string) string { return filepath.Join(runRoot, "network", "pending") }
 
@@ -55,6 +60,9 @@ func (s *Store) teardownLater(c *containers.Container) error {
 	}
 	if err := writeFileAtomic(marker, ownerBytes(self), 0o600); err != nil {
 		return err
+	}
+	if os.Getenv(crashBeforeTeardownEnv) != "" {
+		return nil // as if berth died here: the marker is all that is left
 	}
 	cmd := exec.Command(exe, "--root", s.root, "--runroot", s.runRoot, "container", "teardown-network", c.ID)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -183,9 +183,11 @@ func (m *Manager) rulesDir() string { return filepath.Join(m.runDir, "rules") }
 
 // ensureRules installs n's host rules once per bridge: after the bridge
 // plugin made the bridge, a marker under the run dir remembers its
-// interface index. A new bridge (after a reboot, network rm or an
-// operator's ip link del) has a new index, and the rules are checked and
-// added again; a run on an existing bridge costs no iptables call.
+// interface index and network namespace. A new bridge (after a reboot,
+// network rm or an operator's ip link del) has a new index, a new
+// namespace (berth run from another one with the same run root) counts
+// its interfaces from 1 again, and the rules are checked and added again;
+// a run on an existing bridge costs no iptables call.
 func (m *Manager) ensureRules(n *Network) error {
 	if n.Bridge == "" {
 		return nil
@@ -195,7 +197,7 @@ func (m *Manager) ensureRules(n *Network) error {
 		return fmt.Errorf("network %s: bridge %s: %w", n.Name, n.Bridge, err)
 	}
 	marker := filepath.Join(m.rulesDir(), n.Name)
-	want := strconv.Itoa(ifc.Index) + " " + n.ID + "\n"
+	want := strconv.Itoa(ifc.Index) + " " + netnsID() + " " + n.ID + "\n"
 	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
 		return nil
 	}
@@ -246,4 +248,22 @@ func lockFile(path string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// netnsID identifies the calling thread's network namespace: its cookie
+// (unique for the boot, never reused; Linux 5.14), or else its inode and
+// device (unique while it exists).
+func netnsID() string {
+	if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		unix.Close(fd)
+		if err == nil {
+			return "cookie:" + strconv.FormatUint(cookie, 10)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return "unknown"
+	}
+	return "ino:" + strconv.FormatUint(st.Ino, 10) + ":" + strconv.FormatUint(st.Dev, 10)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -395,5 +396,26 @@ func TestNetworkRules(t *testing.T) {
 	}
 	if f := families(&Network{}); len(f) != 1 || f[0] {
 		t.Errorf("families of a network without subnets: %v", f)
+	}
+}
+
+// TestNetnsID: the marker of installed rules names the network
+// namespace, since a new namespace numbers its interfaces from 1 again.
+func TestNetnsID(t *testing.T) {
+	here := netnsID()
+	if here == "unknown" || here != netnsID() {
+		t.Fatalf("netnsID %q, then %q", here, netnsID())
+	}
+	other := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			other <- "unshare: " + err.Error()
+			return
+		}
+		other <- netnsID()
+	}()
+	if id := <-other; id == here || strings.HasPrefix(id, "unshare") {
+		t.Errorf("netnsID in a new network namespace %q, in the test's %q", id, here)
 	}
 }
