@@ -127,10 +127,15 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 // teardownNetwork undoes setupNetwork for c: CNI DEL of what libcni's
 // cache says was added (so it works after a crash and twice) and the
 // removal of its network namespace.
+//
+// DEL runs while the netns is still mounted, so that the bridge plugin
+// deletes the veth: unmounting first would leave its deletion to the
+// kernel when the namespace ends (later, and never while a container that
+// joined it with --network container:NAME runs, though its address's
+// lease is released).
 func (s *Store) teardownNetwork(ctx context.Context, c *containers.Container) error {
-	nsErr := network.RemoveNS(s.netnsPath(c.ID))
 	err := s.Networks().Detach(context.WithoutCancel(ctx), c.ID)
-	return errors.Join(err, nsErr)
+	return errors.Join(err, network.RemoveNS(s.netnsPath(c.ID)))
 }
 
 // containerNetNS is the network namespace c's spec joins ("" for a new
