@@ -29,90 +29,25 @@ shared=$(cd "$here/../../shared" 2>/dev/null && pwd) || {
 	echo "bench: shared/ not found beside the repository ($here/../../shared)" >&2
 	exit 1
 }
-export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 runs=${RUNS:-30}
 warmup=${WARMUP:-3}
 density=${DENSITY:-50}
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench: must run as root" >&2
-	exit 1
-fi
-
 lib_name=bench
 # shellcheck source=../scripts/lib.sh
 . "$repo/scripts/lib.sh"
-need_pkg runc
-need_pkg podman
-need_pkg hyperfine
-need_pkg busybox-static
-need_pkg python3
-
-tmp=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
-chmod 755 "$tmp"
-pm_dir=$tmp/podman
-podman_host_state_remember
-berth_args=(--root "$tmp/berth-root" --runroot "$tmp/berth-run")
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	set +e
-	[ -x "$tmp/bin/berth" ] && "$tmp/bin/berth" "${berth_args[@]}" ps -aq --no-trunc 2>/dev/null |
-		xargs -r "$tmp/bin/berth" "${berth_args[@]}" rm -f >/dev/null 2>&1
-	[ -x "$tmp/bin/podman-bench" ] && timeout 120 "$tmp/bin/podman-bench" rm -af -t 0 >/dev/null 2>&1
-	[ -x "$tmp/bin/podman-bench" ] && timeout 60 "$tmp/bin/podman-bench" rmi -af >/dev/null 2>&1
-	find "$tmp/runc-root" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null |
-		while read -r id; do runc --root "$tmp/runc-root" delete -f "$id" >/dev/null 2>&1; done
-	unmount_under "$tmp"
-	podman_host_state_restore
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "bench: building berth"
-mkdir -p "$tmp/bin"
-bash "$repo/scripts/build.sh" "$tmp/bin" >/dev/null
-berth=$tmp/bin/berth
-
-echo "bench: making the busybox test image"
-python3 "$shared/images/make-test-images.py" "$tmp/images" busybox >/dev/null
-layout=$tmp/images/busybox
-tar -C "$layout" -cf "$tmp/busybox.oci.tar" .
-"$berth" "${berth_args[@]}" load -q -i "$layout" busybox >/dev/null
-
-podman_conf "$pm_dir" overlay
-printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --root %s --runroot %s --tmpdir %s --storage-driver overlay --cgroup-manager cgroupfs --events-backend file "$@"\n' \
-	"$pm_dir/containers.conf" "$pm_dir/storage.conf" "$pm_dir/root" "$pm_dir/runroot" "$pm_dir/tmp" >"$tmp/bin/podman-bench"
-chmod 755 "$tmp/bin/podman-bench"
-"$tmp/bin/podman-bench" load -q -i "$tmp/busybox.oci.tar" >/dev/null
-"$tmp/bin/podman-bench" tag "$("$tmp/bin/podman-bench" images -q | head -1)" localhost/busybox:latest
-
-# runc's bundle: the same rootfs, runc's default spec running `true`.
-mkdir -p "$tmp/bundle/rootfs" "$tmp/runc-root"
-layer=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"].split(":")[1]; mf=json.load(open(sys.argv[1]+"/blobs/sha256/"+m)); print(mf["layers"][0]["digest"].split(":")[1])' "$layout")
-tar -C "$tmp/bundle/rootfs" -xzf "$layout/blobs/sha256/$layer"
-(cd "$tmp/bundle" && runc spec && python3 - <<'PY'
-import json
-c = json.load(open("config.json"))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-json.dump(c, open("config.json", "w"))
-PY
-)
+bench_prepare
 
 # Each tool once, to fail early with its own message.
 "$berth" "${berth_args[@]}" run --rm --network none busybox true
-"$tmp/bin/podman-bench" run --rm --network none localhost/busybox true
-runc --root "$tmp/runc-root" run --bundle "$tmp/bundle" bench-check
+"$podman" run --rm --network none localhost/busybox true
+runc --root "$runc_root" run --bundle "$bundle" bench-check
 
 echo "bench: run --rm of true, $runs runs each (warmup $warmup)"
 hyperfine -N --runs "$runs" --warmup "$warmup" --export-json "$tmp/run.json" \
 	-n berth "$berth ${berth_args[*]} run --rm --network none busybox true" \
-	-n podman "$tmp/bin/podman-bench run --rm --network none localhost/busybox true" \
-	-n runc "runc --root $tmp/runc-root run --bundle $tmp/bundle bench-run" >/dev/null
+	-n podman "$podman run --rm --network none localhost/busybox true" \
+	-n runc "runc --root $runc_root run --bundle $bundle bench-run" >/dev/null
 
 python3 - "$tmp/run.json" <<'PY'
 import json, sys
@@ -149,15 +84,15 @@ berth_rss=$(for p in "${mons[@]}"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/sta
 "$berth" "${berth_args[@]}" ps -q --no-trunc | xargs -r "$berth" "${berth_args[@]}" rm -f >/dev/null
 
 for i in $(seq "$density"); do
-	"$tmp/bin/podman-bench" run -d --network none localhost/busybox sleep 3600 >/dev/null
+	"$podman" run -d --network none localhost/busybox sleep 3600 >/dev/null
 done
 conmons=()
-for id in $("$tmp/bin/podman-bench" ps -q --no-trunc); do
-	conmons+=("$("$tmp/bin/podman-bench" inspect --format '{{.State.ConmonPid}}' "$id")")
+for id in $("$podman" ps -q --no-trunc); do
+	conmons+=("$("$podman" inspect --format '{{.State.ConmonPid}}' "$id")")
 done
 pm_pss=$(pss "${conmons[@]}")
 pm_rss=$(for p in "${conmons[@]}"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status"; done | awk '{ s += $1 } END { print s }')
-"$tmp/bin/podman-bench" rm -af -t 0 >/dev/null
+"$podman" rm -af -t 0 >/dev/null
 
 python3 - "$density" "${#mons[@]}" "$berth_pss" "$berth_rss" "${#conmons[@]}" "$pm_pss" "$pm_rss" <<'PY'
 import sys

@@ -43,7 +43,7 @@ func addContainerCommands(root *cobra.Command, o *options) {
 	ctr := &cobra.Command{Use: "container", Short: "Manage containers", Args: cobra.NoArgs}
 	ctr.AddCommand(runCmd(o, false), runCmd(o, true), startCmd(o), stopCmd(o, "stop"), stopCmd(o, "restart"), killCmd(o),
 		rmCmd(o, "rm"), psCmd(o, "ls"), logsCmd(o), execCmd(o), attachCmd(o), waitCmd(o), containerInspectCmd(o, "inspect", false),
-		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), containerPruneCmd(o), cleanupCmd(o), portCmd(o))
+		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), containerPruneCmd(o), cleanupCmd(o), portCmd(o), teardownNetworkCmd(o))
 	root.AddCommand(ctr, runCmd(o, false), runCmd(o, true), startCmd(o), stopCmd(o, "stop"), stopCmd(o, "restart"), killCmd(o),
 		rmCmd(o, "rm"), psCmd(o, "ps"), logsCmd(o), execCmd(o), attachCmd(o), waitCmd(o), containerInspectCmd(o, "inspect", true),
 		pauseCmd(o, true), pauseCmd(o, false), renameCmd(o), portCmd(o))

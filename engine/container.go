@@ -522,6 +522,7 @@ func (s *Store) Container(ctx context.Context, ref string) (*containers.Containe
 // Containers returns every container, oldest first, states brought up to
 // date.
 func (s *Store) Containers(ctx context.Context) ([]*containers.Container, error) {
+	s.finishPendingTeardowns(ctx, false)
 	list, err := s.db.ListContainers(ctx)
 	if err != nil {
 		return nil, err

@@ -489,7 +489,7 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 	if err := rt.deleteState(c.ID); err != nil {
 		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
 	}
-	if err := s.teardownNetwork(ctx, c); err != nil {
+	if err := s.teardownNetworkAfterExit(ctx, c); err != nil {
 		// Not fatal: a container whose network cannot be torn down
 		// must still stop; the error says what is left.
 		fmt.Fprintf(os.Stderr, "berth: container %s: %v\n", c.ID, err)

@@ -70,6 +70,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 	if err != nil {
 		return err
 	}
+	s.finishPendingTeardowns(ctx, false)
 	mgr := s.Networks()
 	if _, err := mgr.Inspect(name); err != nil {
 		return err
@@ -123,6 +124,12 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 // teardownNetwork undoes setupNetwork for c: CNI DEL of what libcni's
 // cache says was added (so it works after a crash and twice) and the
 // removal of its network namespace.
+//
+// DEL runs while the netns is still mounted, so that the bridge plugin
+// deletes the veth: unmounting first would leave its deletion to the
+// kernel when the namespace ends (later, and never while a container that
+// joined it with --network container:NAME runs, though its address's
+// lease is released).
 func (s *Store) teardownNetwork(ctx context.Context, c *containers.Container) error {
 	err := s.Networks().Detach(context.WithoutCancel(ctx), c.ID)
 	return errors.Join(err, s.removeNames(c), network.RemoveNS(s.netnsPath(c.ID)))
@@ -248,6 +255,7 @@ func (s *Store) portMappings(ctx context.Context, c *containers.Container) ([]ne
 // NetworkUsers returns the names of the containers that use the network
 // name (running or not), for network rm.
 func (s *Store) NetworkUsers(ctx context.Context, name string) ([]string, error) {
+	s.finishPendingTeardowns(ctx, true) // their leases and cached configs
 	all, err := s.db.ListContainers(ctx)
 	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return nil, err

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -91,12 +92,22 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 			}
 			rt.CapabilityArgs["portMappings"] = pm
 		}
+		if pm, _ := rt.CapabilityArgs["portMappings"].([]map[string]any); len(pm) == 0 {
+			// Without ports, portmap would only cost an exec at ADD
+			// and one at DEL (which uses the list cached at ADD).
+			if list, err = withoutPlugin(list, "portmap"); err != nil {
+				return nil, fmt.Errorf("attach to network %s: %w", n.Name, err)
+			}
+		}
 		res, err := m.cni.AddNetworkList(ctx, list, rt)
 		if err != nil {
 			// ADD may have done part of its work and cached nothing:
 			// DEL with the same arguments undoes it.
 			m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
 			return nil, fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+		if err := m.ensureRules(n); err != nil {
+			return nil, err
 		}
 		r, err := result(res, rt.IfName)
 		if err != nil {
@@ -170,4 +181,35 @@ func (m *Manager) Detach(ctx context.Context, containerID string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withoutPlugin returns list without its plugins of type typ (list
+// itself if it has none), with Bytes to match: libcni caches Bytes at ADD
+// for DEL.
+func withoutPlugin(list *libcni.NetworkConfigList, typ string) (*libcni.NetworkConfigList, error) {
+	found := false
+	for _, p := range list.Plugins {
+		found = found || p.Network.Type == typ
+	}
+	if !found {
+		return list, nil
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(list.Bytes, &raw); err != nil {
+		return nil, fmt.Errorf("network config %s: %w", list.Name, err)
+	}
+	plugins, _ := raw["plugins"].([]any)
+	var keep []any
+	for _, p := range plugins {
+		if m, ok := p.(map[string]any); ok && m["type"] == typ {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	raw["plugins"] = keep
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.ConfListFromBytes(data)
 }

@@ -107,19 +107,24 @@ func conflistBytes(n *Network, ipamDir string) ([]byte, error) {
 		ipam["routes"] = routes
 	}
 	bridge := map[string]any{
-		"type":         "bridge",
-		"bridge":       n.Bridge,
-		"isGateway":    !n.Internal,
-		"ipMasq":       !n.Internal,
+		"type":      "bridge",
+		"bridge":    n.Bridge,
+		"isGateway": !n.Internal,
+		// NAT, isolation and forwarding are berth's rules per network
+		// (hostrules.go), set up once per bridge: the plugin's ipMasq
+		// would add and remove a chain per container.
+		"ipMasq":       false,
 		"hairpinMode":  true,
 		"capabilities": map[string]bool{"ips": true, "mac": true},
 		"ipam":         ipam,
 	}
 	plugins := []map[string]any{bridge}
 	if !n.Internal {
+		// portmap runs only for containers that publish ports (see
+		// Attach); the firewall plugin's per-container rules are
+		// replaced by berth's per-network ones.
 		plugins = append(plugins,
-			map[string]any{"type": "portmap", "snat": true, "capabilities": map[string]bool{"portMappings": true}},
-			map[string]any{"type": "firewall", "backend": "iptables"})
+			map[string]any{"type": "portmap", "snat": true, "capabilities": map[string]bool{"portMappings": true}})
 	}
 	cl := conflist{CNIVersion: cniVersion, Name: n.Name, Plugins: plugins,
 		Berth: meta{ID: n.ID, Driver: n.Driver, Internal: n.Internal, IPv6: n.IPv6, Labels: n.Labels, Created: n.Created.UTC()}}

@@ -2,7 +2,14 @@
 // networks described by CNI configuration lists (one NAME.conflist per
 // network under berth's root, readable and editable by an operator) and
 // driven through libcni and the standard CNI plugins (bridge, host-local,
-// portmap, firewall), and the network namespaces containers join.
+// portmap), and the network namespaces containers join.
+//
+// NAT to the outside, forwarding and the isolation between networks are
+// berth's iptables rules per network (hostrules.go), installed once per
+// bridge, not per container: the bridge plugin's ipMasq and the firewall
+// plugin would add and delete about twenty rules (each an iptables
+// execution) for every container. portmap runs only for containers that
+// publish ports.
 //
 // A [Manager] creates, lists, inspects and removes networks; the default
 // network "berth" (bridge berth0, 10.88.0.0/16, NAT to the outside) exists

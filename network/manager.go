@@ -331,6 +331,9 @@ func (m *Manager) Remove(ref string, inUse func(network string) []string) error 
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	os.RemoveAll(filepath.Join(m.ipamDir(), n.Name))
+	if err := m.forgetRules(n); err != nil {
+		return fmt.Errorf("network %s removed, but not all its iptables rules: %w", n.Name, err)
+	}
 	if n.Bridge != "" {
 		if err := deleteBridge(n.Bridge); err != nil {
 			return fmt.Errorf("network %s removed, but its bridge stays: %w", n.Name, err)

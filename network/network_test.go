@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -46,12 +47,12 @@ func TestDefaultNetworkConflist(t *testing.T) {
 	for _, p := range cl.Plugins {
 		types = append(types, p["type"].(string))
 	}
-	if got := strings.Join(types, ","); got != "bridge,portmap,firewall" {
-		t.Errorf("plugins %s, want bridge,portmap,firewall", got)
+	if got := strings.Join(types, ","); got != "bridge,portmap" {
+		t.Errorf("plugins %s, want bridge,portmap", got)
 	}
 	br := cl.Plugins[0]
-	if br["ipMasq"] != true || br["isGateway"] != true {
-		t.Errorf("default bridge without NAT or gateway: %v", br)
+	if br["ipMasq"] != false || br["isGateway"] != true {
+		t.Errorf("default bridge without gateway, or with the plugin's per-container NAT: %v", br)
 	}
 	ipam := br["ipam"].(map[string]any)
 	if ipam["type"] != "host-local" || ipam["dataDir"] != filepath.Join(m.runDir, "ipam") {
@@ -264,7 +265,7 @@ func TestNetNS(t *testing.T) {
 // removes both, also when run twice.
 func TestAttachDetach(t *testing.T) {
 	lockHostNet(t)
-	removeNewFirewallChains(t)
+	removeNewBerthChains(t)
 	m := testManager(t)
 	n, err := m.Create("unit", CreateOptions{Subnet: netip.MustParsePrefix("10.251.7.0/24")})
 	if err != nil {
@@ -294,6 +295,30 @@ func TestAttachDetach(t *testing.T) {
 	if len(leases) != 1 {
 		t.Errorf("leases %v, want one", leases)
 	}
+	// NAT and forwarding are the network's rules, not the container's:
+	// no per-container chain, and the ADD cached a list without portmap
+	// (no ports), which DEL uses.
+	masq := []string{"-t", "nat", "-C", chainPost, "-s", "10.251.7.0/24", "!", "-o", n.Bridge, "!", "-d", "224.0.0.0/4",
+		"-m", "comment", "--comment", ruleMarker + "unit", "-j", "MASQUERADE"}
+	if out, err := exec.Command("iptables", masq...).CombinedOutput(); err != nil {
+		t.Errorf("no masquerade rule for the network: %v: %s", err, out)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "10.251.7.9") {
+		t.Errorf("per-container NAT rules for 10.251.7.9:\n%s", out)
+	}
+	cached, _ := filepath.Glob(filepath.Join(m.runDir, "cache", "results", "unit-"+id+"-eth0"))
+	if len(cached) != 1 {
+		t.Fatalf("libcni cache %v, want one result", cached)
+	}
+	var entry struct {
+		Config []byte `json:"config"`
+	}
+	if data, err := os.ReadFile(cached[0]); err != nil || json.Unmarshal(data, &entry) != nil {
+		t.Fatalf("read libcni cache %s: %v", cached[0], err)
+	}
+	if strings.Contains(string(entry.Config), "portmap") || !strings.Contains(string(entry.Config), `"type":"bridge"`) {
+		t.Errorf("cached config of a container without ports: %s", entry.Config)
+	}
 	if err := m.Detach(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -314,11 +339,17 @@ func TestAttachDetach(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "show", n.Bridge).CombinedOutput(); err == nil {
 		t.Errorf("bridge %s left after Remove: %s", n.Bridge, out)
 	}
+	if out, err := exec.Command("iptables", masq...).CombinedOutput(); err == nil {
+		t.Errorf("masquerade rule left after Remove: %s", out)
+	}
+	if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), ruleMarker+"unit") {
+		t.Errorf("the network's rules left after Remove:\n%s", out)
+	}
 }
 
 // lockHostNet holds the host network lock until the test ends: this
-// test's cleanup removes the firewall chains that appeared while it ran,
-// which must not be another package's.
+// test's cleanup removes the chains that appeared while it ran, which
+// must not be another package's.
 func lockHostNet(t *testing.T) {
 	unlock, err := hostnetlock.Lock()
 	if err != nil {
@@ -327,21 +358,77 @@ func lockHostNet(t *testing.T) {
 	t.Cleanup(unlock)
 }
 
-// removeNewFirewallChains removes, when the test ends, the firewall
-// plugin's shared chains if they did not exist before it.
-func removeNewFirewallChains(t *testing.T) {
-	if exec.Command("iptables", "-S", "CNI-FORWARD").Run() == nil {
+// removeNewBerthChains removes, when the test ends, berth's shared
+// chains and their jumps if they did not exist before it.
+func removeNewBerthChains(t *testing.T) {
+	if exec.Command("iptables", "-t", "filter", "-S", chainFwd, "1").Run() == nil {
 		return
 	}
 	t.Cleanup(func() {
-		exec.Command("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD").Run()
-		for _, c := range []string{"CNI-FORWARD", "CNI-ADMIN"} {
-			exec.Command("iptables", "-F", c).Run()
+		for _, j := range jumps() {
+			exec.Command("iptables", append([]string{"-t", j.table, "-D", j.chain}, j.spec...)...).Run()
 		}
-		for _, c := range []string{"CNI-FORWARD", "CNI-ADMIN"} {
-			if out, err := exec.Command("iptables", "-X", c).CombinedOutput(); err != nil {
-				t.Errorf("remove chain %s: %v: %s", c, err, out)
+		for _, c := range []struct{ table, chain string }{{"nat", chainPost}, {"filter", chainFwd}, {"filter", chainIso1}, {"filter", chainIso2}} {
+			exec.Command("iptables", "-t", c.table, "-F", c.chain).Run()
+			if out, err := exec.Command("iptables", "-t", c.table, "-X", c.chain).CombinedOutput(); err != nil {
+				t.Errorf("remove chain %s: %v: %s", c.chain, err, out)
 			}
 		}
 	})
+}
+
+func TestNetworkRules(t *testing.T) {
+	n := &Network{Name: "n1", Bridge: "br-x", Subnets: []Subnet{{Subnet: netip.MustParsePrefix("10.1.2.0/24")}, {Subnet: netip.MustParsePrefix("fd00::/64")}}}
+	join := func(rs []rule) string {
+		var lines []string
+		for _, r := range rs {
+			lines = append(lines, r.table+" "+r.chain+" "+strings.Join(r.spec, " "))
+		}
+		return strings.Join(lines, "\n")
+	}
+	v4 := join(networkRules(n, false))
+	for _, want := range []string{
+		"nat BERTH-POSTROUTING -s 10.1.2.0/24 ! -o br-x ! -d 224.0.0.0/4 -j MASQUERADE",
+		"filter BERTH-ISOLATION-2 -o br-x -j DROP",
+		"filter BERTH-FORWARD -i br-x -j ACCEPT",
+	} {
+		if !strings.Contains(v4, want) {
+			t.Errorf("IPv4 rules lack %q:\n%s", want, v4)
+		}
+	}
+	if strings.Contains(v4, "fd00") {
+		t.Errorf("IPv4 rules with the IPv6 subnet:\n%s", v4)
+	}
+	if v6 := join(networkRules(n, true)); !strings.Contains(v6, "-s fd00::/64 ! -o br-x -j MASQUERADE") || strings.Contains(v6, "10.1.2.0") {
+		t.Errorf("IPv6 rules:\n%s", v6)
+	}
+	n.Internal = true
+	in := join(networkRules(n, false))
+	if strings.Contains(in, "MASQUERADE") || strings.Contains(in, "-i br-x -j ACCEPT") || !strings.Contains(in, "-i br-x ! -o br-x -j DROP") {
+		t.Errorf("internal network's rules NAT or forward out:\n%s", in)
+	}
+	if f := families(&Network{}); len(f) != 1 || f[0] {
+		t.Errorf("families of a network without subnets: %v", f)
+	}
+}
+
+// TestNetnsID: the marker of installed rules names the network
+// namespace, since a new namespace numbers its interfaces from 1 again.
+func TestNetnsID(t *testing.T) {
+	here := netnsID()
+	if here == "unknown" || here != netnsID() {
+		t.Fatalf("netnsID %q, then %q", here, netnsID())
+	}
+	other := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			other <- "unshare: " + err.Error()
+			return
+		}
+		other <- netnsID()
+	}()
+	if id := <-other; id == here || strings.HasPrefix(id, "unshare") {
+		t.Errorf("netnsID in a new network namespace %q, in the test's %q", id, here)
+	}
 }
