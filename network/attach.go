@@ -15,9 +15,10 @@ import (
 
 // Attachment is a container's wish to be on a network.
 type Attachment struct {
-	Name    string   // the network's name ("bridge" and "" are the default network)
-	Aliases []string // more names for the container on this network (for name resolution)
-	IP      netip.Addr
+	Name    string     // the network's name ("bridge" and "" are the default network)
+	Aliases []string   // more names for the container on this network (for name resolution)
+	IP      netip.Addr // a fixed IPv4 address (--ip)
+	IP6     netip.Addr // a fixed IPv6 address (--ip6)
 	MAC     net.HardwareAddr
 }
 
@@ -42,10 +43,15 @@ type Result struct {
 	Network   string
 	NetworkID string
 	IfName    string
-	Address   netip.Prefix // the container's address and its subnet's length
+	Address   netip.Prefix // the container's address and its subnet's length (IPv4 if it has one)
 	Gateway   netip.Addr
-	MAC       string
-	Aliases   []string
+	// Address6 and Gateway6 are the container's IPv6 address and
+	// gateway on a dual-stack network (on an IPv6-only one, Address and
+	// Gateway are IPv6 and these are the same).
+	Address6 netip.Prefix
+	Gateway6 netip.Addr
+	MAC      string
+	Aliases  []string
 }
 
 // Attach connects the container in the network namespace netnsPath to
@@ -69,8 +75,8 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		}
 		rt := &libcni.RuntimeConf{ContainerID: containerID, NetNS: netnsPath, IfName: "eth" + strconv.Itoa(i),
 			CapabilityArgs: map[string]any{}}
-		if a.IP.IsValid() {
-			rt.CapabilityArgs["ips"] = []string{a.IP.String()}
+		if ips := fixedIPs(a); len(ips) > 0 {
+			rt.CapabilityArgs["ips"] = ips
 		}
 		if a.MAC != nil {
 			rt.CapabilityArgs["mac"] = a.MAC.String()
@@ -129,10 +135,12 @@ func result(res types.Result, ifName string) (Result, error) {
 		}
 		a = a.Unmap()
 		ones, _ := ip.Address.Mask.Size()
+		gw, _ := netip.AddrFromSlice(ip.Gateway)
+		if a.Is6() && !out.Address6.IsValid() {
+			out.Address6, out.Gateway6 = netip.PrefixFrom(a, ones), gw
+		}
 		if !out.Address.IsValid() || (out.Address.Addr().Is6() && a.Is4()) {
-			out.Address = netip.PrefixFrom(a, ones)
-			out.Gateway, _ = netip.AddrFromSlice(ip.Gateway)
-			out.Gateway = out.Gateway.Unmap()
+			out.Address, out.Gateway = netip.PrefixFrom(a, ones), gw.Unmap()
 		}
 	}
 	if !out.Address.IsValid() {
