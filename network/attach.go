@@ -15,11 +15,13 @@ import (
 
 // Attachment is a container's wish to be on a network.
 type Attachment struct {
-	Name    string     // the network's name ("bridge" and "" are the default network)
-	Aliases []string   // more names for the container on this network (for name resolution)
-	IP      netip.Addr // a fixed IPv4 address (--ip)
-	IP6     netip.Addr // a fixed IPv6 address (--ip6)
+	Name    string   // the network's name ("bridge" and "" are the default network)
+	Aliases []string // more names for the container on this network (for name resolution)
+	IP      netip.Addr
 	MAC     net.HardwareAddr
+
+	// IP6 is a fixed IPv6 address (--ip6), IP's counterpart.
+	IP6 netip.Addr
 }
 
 // PortMapping publishes a container's port on the host.
@@ -43,15 +45,15 @@ type Result struct {
 	Network   string
 	NetworkID string
 	IfName    string
-	Address   netip.Prefix // the container's address and its subnet's length (IPv4 if it has one)
+	Address   netip.Prefix // the container's address and its subnet's length
 	Gateway   netip.Addr
+	MAC       string
+	Aliases   []string
+
 	// Address6 and Gateway6 are the container's IPv6 address and
-	// gateway on a dual-stack network (on an IPv6-only one, Address and
-	// Gateway are IPv6 and these are the same).
+	// gateway (on an IPv6-only network, also Address and Gateway).
 	Address6 netip.Prefix
 	Gateway6 netip.Addr
-	MAC      string
-	Aliases  []string
 }
 
 // Attach connects the container in the network namespace netnsPath to
