@@ -107,7 +107,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 			ep.Gateway = netip.Addr{}
 		}
 		if r.Address6.IsValid() {
-			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), r.Gateway6
+			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), n.GatewayOf(r.Address6.Addr())
 		}
 		if mac, err := net.ParseMAC(r.MAC); err == nil {
 			ep.MacAddress = mobynet.HardwareAddr(mac)

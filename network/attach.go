@@ -19,9 +19,6 @@ type Attachment struct {
 	Aliases []string // more names for the container on this network (for name resolution)
 	IP      netip.Addr
 	MAC     net.HardwareAddr
-
-	// IP6 is a fixed IPv6 address (--ip6), IP's counterpart.
-	IP6 netip.Addr
 }
 
 // PortMapping publishes a container's port on the host.
@@ -46,14 +43,10 @@ type Result struct {
 	NetworkID string
 	IfName    string
 	Address   netip.Prefix // the container's address and its subnet's length
+	Address6  netip.Prefix // its first IPv6 address, if any (Address too on an IPv6-only network)
 	Gateway   netip.Addr
 	MAC       string
 	Aliases   []string
-
-	// Address6 and Gateway6 are the container's IPv6 address and
-	// gateway (on an IPv6-only network, also Address and Gateway).
-	Address6 netip.Prefix
-	Gateway6 netip.Addr
 }
 
 // Attach connects the container in the network namespace netnsPath to
@@ -77,8 +70,8 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		}
 		rt := &libcni.RuntimeConf{ContainerID: containerID, NetNS: netnsPath, IfName: "eth" + strconv.Itoa(i),
 			CapabilityArgs: map[string]any{}}
-		if ips := fixedIPs(a); len(ips) > 0 {
-			rt.CapabilityArgs["ips"] = ips
+		if a.IP.IsValid() {
+			rt.CapabilityArgs["ips"] = []string{a.IP.String()}
 		}
 		if a.MAC != nil {
 			rt.CapabilityArgs["mac"] = a.MAC.String()
@@ -86,6 +79,9 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		if i == 0 && len(ports) > 0 {
 			if n.Internal {
 				return nil, fmt.Errorf("network %s is internal: it cannot publish ports", n.Name)
+			}
+			if err := checkPortFamilies(n, ports); err != nil {
+				return nil, err
 			}
 			var pm []map[string]any
 			for _, p := range ports {
@@ -137,12 +133,13 @@ func result(res types.Result, ifName string) (Result, error) {
 		}
 		a = a.Unmap()
 		ones, _ := ip.Address.Mask.Size()
-		gw, _ := netip.AddrFromSlice(ip.Gateway)
 		if a.Is6() && !out.Address6.IsValid() {
-			out.Address6, out.Gateway6 = netip.PrefixFrom(a, ones), gw
+			out.Address6 = netip.PrefixFrom(a, ones)
 		}
 		if !out.Address.IsValid() || (out.Address.Addr().Is6() && a.Is4()) {
-			out.Address, out.Gateway = netip.PrefixFrom(a, ones), gw.Unmap()
+			out.Address = netip.PrefixFrom(a, ones)
+			out.Gateway, _ = netip.AddrFromSlice(ip.Gateway)
+			out.Gateway = out.Gateway.Unmap()
 		}
 	}
 	if !out.Address.IsValid() {

@@ -204,14 +204,40 @@ func freeULA(pool netip.Prefix, networks []*Network, routes []Route) (netip.Pref
 	return netip.Prefix{}, fmt.Errorf("no free IPv6 /64 left in %s: give one with --subnet", pool)
 }
 
-// fixedIPs are the addresses an attachment asks for (CNI's "ips"
-// capability, which host-local honours per range).
-func fixedIPs(a Attachment) []string {
-	var ips []string
-	for _, ip := range []netip.Addr{a.IP, a.IP6} {
-		if ip.IsValid() {
-			ips = append(ips, ip.String())
+// GatewayOf is the gateway of n's subnet that holds a (invalid if none
+// does): a container's gateway in a's family.
+func (n *Network) GatewayOf(a netip.Addr) netip.Addr {
+	for _, s := range n.Subnets {
+		if s.Subnet.Contains(a) {
+			return s.Gateway
 		}
 	}
-	return ips
+	return netip.Addr{}
+}
+
+// checkPortFamilies refuses published ports the portmap plugin's DNAT
+// rules cannot serve: a host address of a family n has no subnet of (no
+// rule would be made for it), and the IPv6 loopback ::1 (the kernel does
+// not route packets from ::1 to another namespace, and IPv6 has no
+// route_localnet; docker serves it with its userland proxy, which berth
+// does not have). A port on every address is served over each family n
+// has, except on ::1.
+func checkPortFamilies(n *Network, ports []PortMapping) error {
+	for _, p := range ports {
+		ip := p.HostIP
+		if !ip.IsValid() {
+			continue
+		}
+		if ip.Is6() && ip.IsLoopback() {
+			return fmt.Errorf("publish %s: the IPv6 loopback address cannot be published (the kernel does not route ::1 to a container); use 127.0.0.1 or one of the host's IPv6 addresses", p)
+		}
+		has := false
+		for _, s := range n.Subnets {
+			has = has || s.Subnet.Addr().Is4() == ip.Unmap().Is4()
+		}
+		if !has {
+			return fmt.Errorf("publish %s: network %s has no %s subnet", p, n.Name, family(ip.Unmap()))
+		}
+	}
+	return nil
 }
