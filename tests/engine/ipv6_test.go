@@ -310,7 +310,7 @@ func TestIPv6CreateErrors(t *testing.T) {
 		{[]string{"--ipv6", "--subnet", "fd00:b6:3::/64", "--gateway", "fd00:b6:4::1"}, "gateway fd00:b6:4::1 is not in subnet fd00:b6:3::/64"},
 		{[]string{"--ipv6", "--subnet", "fd00:b6:3::/64", "--gateway", "10.203.3.1"}, "no IPv4 subnet given"},
 		{[]string{"--ipv6", "--subnet", "fd00:b6:3::1/64"}, "host bits set"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6::/56"}, "overlaps subnet fd00:b6:2::/64 of network v6t-base"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6::/48"}, "overlaps subnet fd00:b6:2::/64 of network v6t-base"},
 		{[]string{"--ipv6", "--subnet", "10.203.5.0/24", "--subnet", "fd00:b6:2:0:8000::/65"}, "overlaps subnet fd00:b6:2::/64 of network v6t-base"},
 	} {
 		r := berth(t, append(append([]string{"network", "create"}, tc.args...), "v6t-bad")...)
