@@ -14,7 +14,8 @@ import (
 )
 
 // The IPv6 tests use networks named v6t-*, IPv4 subnets in 10.203.0.0/16
-// and IPv6 subnets in fd00:b6::/48 only.
+// and IPv6 subnets in fd00:b6::/48 only (fd00:b6:0:N::/64; note that
+// fd00:b6:1::/64 is outside it).
 
 // ip6tablesRules is `ip6tables-save` as "table\tline" entries for chains
 // and rules.
@@ -263,29 +264,29 @@ func TestIPv6DualStack(t *testing.T) {
 
 func TestIPv6Only(t *testing.T) {
 	hostNet6(t)
-	createNetwork(t, "v6t-only", "--ipv6", "--subnet", "fd00:b6:1::/64")
-	if cfg, v6 := ipamConfig(t, "v6t-only"); !v6 || len(cfg) != 1 || cfg["fd00:b6:1::/64"] != "fd00:b6:1::1" {
+	createNetwork(t, "v6t-only", "--ipv6", "--subnet", "fd00:b6:0:1::/64")
+	if cfg, v6 := ipamConfig(t, "v6t-only"); !v6 || len(cfg) != 1 || cfg["fd00:b6:0:1::/64"] != "fd00:b6:0:1::1" {
 		t.Fatalf("network inspect: EnableIPv6 %v, IPAM.Config %v", v6, cfg)
 	}
 	ok(t, "run", "-d", "--name", "v6o", "--network", "v6t-only", "-p", "18099:80", "busybox", "sh", "-c", httpdScript("from-v6o"))
 	cleanupContainer(t, "v6o")
 	a6 := containerIP6(t, "v6o", "v6t-only")
-	if !netip.MustParsePrefix("fd00:b6:1::/64").Contains(a6.Addr()) {
-		t.Errorf("address %v not in fd00:b6:1::/64", a6)
+	if !netip.MustParsePrefix("fd00:b6:0:1::/64").Contains(a6.Addr()) {
+		t.Errorf("address %v not in fd00:b6:0:1::/64", a6)
 	}
 	ep, _ := field(inspect(t, "v6o"), "NetworkSettings", "Networks", "v6t-only").(map[string]any)
-	if ep["IPAddress"] != "" || ep["IPv6Gateway"] != "fd00:b6:1::1" {
+	if ep["IPAddress"] != "" || ep["IPv6Gateway"] != "fd00:b6:0:1::1" {
 		t.Errorf("IPv6-only endpoint: IPAddress %q, IPv6Gateway %v", ep["IPAddress"], ep["IPv6Gateway"])
 	}
 	if out := ok(t, "exec", "v6o", "ip", "-o", "addr", "show", "eth0"); strings.Contains(out, "inet ") || !strings.Contains(out, "inet6 "+a6.String()) {
 		t.Errorf("addresses in an IPv6-only container:\n%s", out)
 	}
-	if r := berth(t, "exec", "v6o", "ping6", "-c", "1", "-W", "3", "fd00:b6:1::1"); r.code != 0 {
+	if r := berth(t, "exec", "v6o", "ping6", "-c", "1", "-W", "3", "fd00:b6:0:1::1"); r.code != 0 {
 		t.Errorf("cannot ping6 the gateway: %v", r)
 	}
 	var got string
-	eventually(t, 10*time.Second, "GET [fd00:b6:1::1]:18099", func() bool {
-		got = get6("http://[fd00:b6:1::1]:18099/index.html")
+	eventually(t, 10*time.Second, "GET [fd00:b6:0:1::1]:18099", func() bool {
+		got = get6("http://[fd00:b6:0:1::1]:18099/index.html")
 		return got != ""
 	})
 	if got != "from-v6o" {
@@ -299,19 +300,19 @@ func TestIPv6Only(t *testing.T) {
 
 func TestIPv6CreateErrors(t *testing.T) {
 	hostNet6(t)
-	createNetwork(t, "v6t-base", "--ipv6", "--subnet", "10.203.2.0/24", "--subnet", "fd00:b6:2::/64")
+	createNetwork(t, "v6t-base", "--ipv6", "--subnet", "10.203.2.0/24", "--subnet", "fd00:b6:0:2::/64")
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--subnet", "fd00:b6:3::/64"}, "IPv6 subnet fd00:b6:3::/64 needs --ipv6"},
+		{[]string{"--subnet", "fd00:b6:0:3::/64"}, "IPv6 subnet fd00:b6:0:3::/64 needs --ipv6"},
 		{[]string{"--ipv6", "--subnet", "10.203.3.0/24", "--subnet", "10.203.4.0/24"}, "at most one IPv4 subnet"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6:3::/64", "--subnet", "fd00:b6:4::/64"}, "at most one IPv6 subnet"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6:3::/64", "--gateway", "fd00:b6:4::1"}, "gateway fd00:b6:4::1 is not in subnet fd00:b6:3::/64"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6:3::/64", "--gateway", "10.203.3.1"}, "no IPv4 subnet given"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6:3::1/64"}, "host bits set"},
-		{[]string{"--ipv6", "--subnet", "fd00:b6::/48"}, "overlaps subnet fd00:b6:2::/64 of network v6t-base"},
-		{[]string{"--ipv6", "--subnet", "10.203.5.0/24", "--subnet", "fd00:b6:2:0:8000::/65"}, "overlaps subnet fd00:b6:2::/64 of network v6t-base"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6:0:3::/64", "--subnet", "fd00:b6:0:4::/64"}, "at most one IPv6 subnet"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6:0:3::/64", "--gateway", "fd00:b6:0:4::1"}, "gateway fd00:b6:0:4::1 is not in subnet fd00:b6:0:3::/64"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6:0:3::/64", "--gateway", "10.203.3.1"}, "no IPv4 subnet given"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6:0:3::1/64"}, "host bits set"},
+		{[]string{"--ipv6", "--subnet", "fd00:b6::/48"}, "overlaps subnet fd00:b6:0:2::/64 of network v6t-base"},
+		{[]string{"--ipv6", "--subnet", "10.203.5.0/24", "--subnet", "fd00:b6:0:2:8000::/65"}, "overlaps subnet fd00:b6:0:2::/64 of network v6t-base"},
 	} {
 		r := berth(t, append(append([]string{"network", "create"}, tc.args...), "v6t-bad")...)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
