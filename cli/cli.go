@@ -34,4 +34,5 @@ func AddCommands(root *cobra.Command) {
 	root.AddCommand(image, importCmd(o), imagesCmd(o, "images"), tagCmd(o), rmiCmd(o, "rmi"), loadCmd(o), saveCmd(o), pullCmd(o), pushCmd(o),
 		loginCmd(), logoutCmd())
 	addContainerCommands(root, o)
+	addRegistryCommands(root, o)
 }

@@ -82,7 +82,7 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 			if err := ensureImage(ctx, s, cfg.Image, f.pull, f.platform, cmd.ErrOrStderr()); err != nil {
 				return exitWith(cmd, 125, err)
 			}
-			c, err := s.CreateContainer(ctx, engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc})
+			c, err := s.CreateContainer(ctx, engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint})
 			if err != nil {
 				return exitWith(cmd, 125, err)
 			}

@@ -22,6 +22,7 @@ import (
 func addNetworkCommands(root *cobra.Command, o *options) {
 	cmd := &cobra.Command{Use: "network", Short: "Manage networks", Args: cobra.NoArgs}
 	cmd.AddCommand(networkCreateCmd(o), networkLsCmd(o), networkInspectCmd(o), networkRmCmd(o), networkPruneCmd(o))
+	addNetworkConnectCommands(cmd, o)
 	root.AddCommand(cmd)
 }
 

@@ -53,6 +53,7 @@ type runFlags struct {
 	cpuShares, cpuPeriod, cpuQuota, pidsLimit                             int64
 	oomScoreAdj, stopTimeout, healthRetries                               int
 	healthInterval, healthTimeout, healthStartPeriod, healthStartInterval time.Duration
+	net                                                                   netRunFlags
 
 	opts runOptions // filled by parse
 }
@@ -66,6 +67,9 @@ type runOptions struct {
 	Platform   string // os/arch[/variant], "" for the host's
 	DetachKeys string
 	SigProxy   bool
+	// Endpoint is the container's settings on its network
+	// (--network-alias, --ip, --ip6, --mac-address), nil for none.
+	Endpoint *network.EndpointSettings
 }
 
 // addRunFlags registers docker's run and create flags on fs, storing
@@ -123,6 +127,7 @@ func addRunFlags(fs *pflag.FlagSet, f *runFlags) {
 	fs.StringVar(&f.network, "network", "", "connect a container to a network")
 	fs.StringVar(&f.network, "net", "", "connect a container to a network")
 	_ = fs.MarkHidden("net")
+	addNetRunFlags(fs, &f.net)
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a container's port(s) to the host")
 	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
 	fs.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
@@ -978,7 +983,9 @@ func (f *runFlags) parseNetwork(_ *container.Config, hc *container.HostConfig) e
 	if n.IsNone() && len(f.publish) > 0 {
 		return errors.New("conflicting options: cannot publish ports with --network none")
 	}
-	return nil
+	ep, err := f.endpoint()
+	f.opts.Endpoint = ep
+	return err
 }
 
 func (f *runFlags) parsePorts(cfg *container.Config, hc *container.HostConfig) error {
@@ -1223,6 +1230,7 @@ func (f *runFlags) parseMisc(_ *container.Config, hc *container.HostConfig) erro
 		Platform:   f.platform,
 		DetachKeys: f.detachKeys,
 		SigProxy:   f.sigProxy,
+		Endpoint:   f.opts.Endpoint, // parseNetwork's
 	}
 	return nil
 }

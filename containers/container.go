@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -30,6 +31,12 @@ type Container struct {
 	// in docker's inspect shape; nil when it is not running or has no
 	// network of berth's.
 	NetworkSettings *container.NetworkSettings `json:",omitempty"`
+	// Endpoints are the networks the container joins when it starts,
+	// by name, with the user's settings for each (Aliases, IPAMConfig's
+	// fixed addresses, MacAddress): the network of its network mode and
+	// those of network connect. nil for a record made before berth kept
+	// them: the network mode's network alone.
+	Endpoints map[string]*network.EndpointSettings
 }
 
 // Mount is one resolved mount of a container.

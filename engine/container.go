@@ -17,6 +17,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	mobynet "github.com/moby/moby/api/types/network"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -42,6 +43,9 @@ type CreateOptions struct {
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig
+	// Endpoint is the user's settings for the network of the network
+	// mode (--network-alias, --ip, --ip6, --mac-address); nil for none.
+	Endpoint *mobynet.EndpointSettings
 }
 
 // containerDir is the container's directory in the store: its bundle
@@ -99,6 +103,9 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 	c := &containers.Container{ID: id, Name: opts.Name, Created: time.Now().UTC(), Image: cfg.Image, ImageID: img.ID,
 		Config: cfg, HostConfig: hc, State: containers.State{Status: containers.Created}}
 	if c.Mounts, err = planMounts(cfg, hc); err != nil {
+		return nil, err
+	}
+	if err := s.planEndpoints(c, opts.Endpoint); err != nil {
 		return nil, err
 	}
 	// Anonymous volumes are named now, so that the record names every
@@ -563,10 +570,14 @@ func (s *Store) RenameContainer(ctx context.Context, ref, newName string) error 
 			return fmt.Errorf("renaming a container with the same name as its current name: %w", ErrConflict)
 		}
 		oldName, c.Name = c.Name, newName
+		renameDNSNames(c)
 		return nil
 	})
 	if err == nil {
 		s.containerEvent(ctx, c, "rename", "oldName", "/"+oldName)
+		if err := s.refreshNames(c); err != nil {
+			return fmt.Errorf("container renamed, but its name on a network is not: %w", err)
+		}
 	}
 	if errors.Is(err, metadata.ErrNameInUse) {
 		return fmt.Errorf("error when allocating new name: %w", errors.Join(err, ErrConflict))

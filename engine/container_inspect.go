@@ -61,6 +61,8 @@ func (s *Store) Inspect(c *containers.Container) container.InspectResponse {
 	ports := container.NetworkSettings{Networks: nil}
 	if c.NetworkSettings != nil {
 		ports = *c.NetworkSettings
+	} else if len(c.Endpoints) > 0 {
+		ports.Networks = c.Endpoints // the networks it will join, as docker shows a created container's
 	}
 	return container.InspectResponse{
 		ID:              c.ID,

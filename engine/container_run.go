@@ -260,7 +260,7 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	files := map[string][]byte{
 		"hostname":    []byte(hostname + "\n"),
 		"hosts":       hosts,
-		"resolv.conf": oci.ResolvConf(hostResolv, addrStrings(c.HostConfig.DNS), c.HostConfig.DNSSearch, c.HostConfig.DNSOptions),
+		"resolv.conf": resolvConf(c, hostResolv),
 	}
 	for name, data := range files {
 		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {

@@ -46,9 +46,8 @@ func networkName(mode container.NetworkMode) string {
 // attached through CNI with its published ports; for container:NAME that
 // container's. It records the result in c.NetworkSettings, which bundle
 // reads (SandboxKey is the namespace to join). On error nothing is left.
-//
-// Name resolution on user networks is not done yet: the endpoints'
-// aliases and addresses recorded here are what a DNS responder needs.
+// On networks that resolve names, c's names go into the network's name
+// records (see registerNames).
 func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retErr error) {
 	c.NetworkSettings = nil
 	mode := c.HostConfig.NetworkMode
@@ -72,8 +71,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 		return err
 	}
 	mgr := s.Networks()
-	n, err := mgr.Inspect(name)
-	if err != nil {
+	if _, err := mgr.Inspect(name); err != nil {
 		return err
 	}
 	// What a start that died half-way left: its attachments, its netns.
@@ -90,10 +88,9 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 			network.RemoveNS(ns)
 		}
 	}()
-	// Aliases and a fixed IP or MAC come with --network-alias, --ip and
-	// --mac-address (not parsed yet).
-	att := network.Attachment{Name: n.Name}
-	results, err := mgr.Attach(ctx, c.ID, ns, []network.Attachment{att}, ports)
+	// The network mode's network and those of network connect, with
+	// the user's aliases, fixed addresses and MAC.
+	results, err := mgr.Attach(ctx, c.ID, ns, attachments(c), ports)
 	if err != nil {
 		return err
 	}
@@ -107,7 +104,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 			ep.Gateway = netip.Addr{}
 		}
 		if r.Address6.IsValid() {
-			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), n.GatewayOf(r.Address6.Addr())
+			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), r.Gateway6
 		}
 		if mac, err := net.ParseMAC(r.MAC); err == nil {
 			ep.MacAddress = mobynet.HardwareAddr(mac)
@@ -122,7 +119,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 		}
 	}
 	c.NetworkSettings = settings
-	return nil
+	return s.registerNames(c, results, settings)
 }
 
 // teardownNetwork undoes setupNetwork for c: CNI DEL of what libcni's
@@ -130,7 +127,7 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 // removal of its network namespace.
 func (s *Store) teardownNetwork(ctx context.Context, c *containers.Container) error {
 	err := s.Networks().Detach(context.WithoutCancel(ctx), c.ID)
-	return errors.Join(err, network.RemoveNS(s.netnsPath(c.ID)))
+	return errors.Join(err, s.removeNames(c), network.RemoveNS(s.netnsPath(c.ID)))
 }
 
 // containerNetNS is the network namespace c's spec joins ("" for a new
@@ -259,7 +256,7 @@ func (s *Store) NetworkUsers(ctx context.Context, name string) ([]string, error)
 	}
 	var out []string
 	for _, c := range all {
-		if networkName(c.HostConfig.NetworkMode) == name {
+		if networkName(c.HostConfig.NetworkMode) == name || c.Endpoints[name] != nil {
 			out = append(out, c.Name)
 		}
 	}

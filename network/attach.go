@@ -15,9 +15,10 @@ import (
 
 // Attachment is a container's wish to be on a network.
 type Attachment struct {
-	Name    string   // the network's name ("bridge" and "" are the default network)
-	Aliases []string // more names for the container on this network (for name resolution)
-	IP      netip.Addr
+	Name    string     // the network's name ("bridge" and "" are the default network)
+	Aliases []string   // more names for the container on this network (for name resolution)
+	IP      netip.Addr // a fixed IPv4 address (--ip)
+	IP6     netip.Addr // a fixed IPv6 address (--ip6)
 	MAC     net.HardwareAddr
 }
 
@@ -44,6 +45,7 @@ type Result struct {
 	IfName    string
 	Address   netip.Prefix // the container's address and its subnet's length
 	Address6  netip.Prefix // its first IPv6 address, if any (Address too on an IPv6-only network)
+	Gateway6  netip.Addr   // the gateway of Address6
 	Gateway   netip.Addr
 	MAC       string
 	Aliases   []string
@@ -70,8 +72,8 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		}
 		rt := &libcni.RuntimeConf{ContainerID: containerID, NetNS: netnsPath, IfName: "eth" + strconv.Itoa(i),
 			CapabilityArgs: map[string]any{}}
-		if a.IP.IsValid() {
-			rt.CapabilityArgs["ips"] = []string{a.IP.String()}
+		if ips := a.ips(); len(ips) > 0 {
+			rt.CapabilityArgs["ips"] = ips
 		}
 		if a.MAC != nil {
 			rt.CapabilityArgs["mac"] = a.MAC.String()
@@ -135,6 +137,7 @@ func result(res types.Result, ifName string) (Result, error) {
 		ones, _ := ip.Address.Mask.Size()
 		if a.Is6() && !out.Address6.IsValid() {
 			out.Address6 = netip.PrefixFrom(a, ones)
+			out.Gateway6, _ = netip.AddrFromSlice(ip.Gateway)
 		}
 		if !out.Address.IsValid() || (out.Address.Addr().Is6() && a.Is4()) {
 			out.Address = netip.PrefixFrom(a, ones)

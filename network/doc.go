@@ -20,7 +20,13 @@
 // under the run root, so a reboot, which ends every container, also
 // forgets their addresses.
 //
-// Name resolution between containers (a DNS responder per user network)
-// is not here yet: [Result] carries each endpoint's addresses and
-// [Attachment] its aliases, which is what a responder needs.
+// Containers on a user network find each other by name: [Manager.AddDNS]
+// puts a container's names in the network's records and starts the
+// network's name server (package netdns, run by berth's hidden `network
+// dns NAME` command through [Manager.ServeDNS]) on the gateway address;
+// [Manager.RemoveDNS] takes them out, and the server exits when the last
+// container has left. The default network, like docker's default bridge,
+// resolves no names. [Manager.AttachInterface] and
+// [Manager.DetachNetwork] connect a running container to one more
+// network and back (network connect, disconnect).
 package network

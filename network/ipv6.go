@@ -204,17 +204,6 @@ func freeULA(pool netip.Prefix, networks []*Network, routes []Route) (netip.Pref
 	return netip.Prefix{}, fmt.Errorf("no free IPv6 /64 left in %s: give one with --subnet", pool)
 }
 
-// GatewayOf is the gateway of n's subnet that holds a (invalid if none
-// does): a container's gateway in a's family.
-func (n *Network) GatewayOf(a netip.Addr) netip.Addr {
-	for _, s := range n.Subnets {
-		if s.Subnet.Contains(a) {
-			return s.Gateway
-		}
-	}
-	return netip.Addr{}
-}
-
 // checkPortFamilies refuses published ports the portmap plugin's DNAT
 // rules cannot serve: a host address of a family n has no subnet of (no
 // rule would be made for it), and the IPv6 loopback ::1 (the kernel does

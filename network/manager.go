@@ -318,6 +318,7 @@ func (m *Manager) Remove(ref string, inUse func(network string) []string) error 
 			return fmt.Errorf("network %s has active endpoints (%s): %w", n.Name, strings.Join(users, ", "), ErrInUse)
 		}
 	}
+	m.stopDNS(n.Name)
 	if err := os.Remove(n.Path); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}

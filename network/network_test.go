@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-project/berth/internal/hostnetlock"
 	"golang.org/x/sys/unix"
 )
 
@@ -262,6 +263,7 @@ func TestNetNS(t *testing.T) {
 // network gets an address, a veth on the bridge and a lease; Detach
 // removes both, also when run twice.
 func TestAttachDetach(t *testing.T) {
+	lockHostNet(t)
 	removeNewFirewallChains(t)
 	m := testManager(t)
 	n, err := m.Create("unit", CreateOptions{Subnet: netip.MustParsePrefix("10.251.7.0/24")})
@@ -312,6 +314,17 @@ func TestAttachDetach(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "show", n.Bridge).CombinedOutput(); err == nil {
 		t.Errorf("bridge %s left after Remove: %s", n.Bridge, out)
 	}
+}
+
+// lockHostNet holds the host network lock until the test ends: this
+// test's cleanup removes the firewall chains that appeared while it ran,
+// which must not be another package's.
+func lockHostNet(t *testing.T) {
+	unlock, err := hostnetlock.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 }
 
 // removeNewFirewallChains removes, when the test ends, the firewall

@@ -4,7 +4,9 @@
 #   1. go vet and the Go tests (real containers, cgroups, mounts)
 #   2. the OCI runtime-tools conformance suite against berth-runc, failing
 #      when fewer programs pass than the floor below
-#   3. containerd and podman with berth as their runtime (tests/interop)
+#   3. containerd and podman with berth as their runtime (tests/interop),
+#      and the OCI distribution-spec conformance suite against berth's
+#      registry server (tests/registry/conformance.sh)
 #   4. the cgroup v2 tests and the runtime-tools suite inside a VM with a
 #      pure cgroup v2 hierarchy (../shared/vm/run-in-vm.sh)
 # Ends with "test.sh: N passed, M failed" over those steps.
@@ -19,7 +21,7 @@ RT_FLOOR=${RT_FLOOR:-44}
 [ -d "$SHARED" ] || { echo "test.sh: $SHARED not found (shared/ must sit beside the repository)" >&2; exit 1; }
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
 
-pkgs=(gcc pkg-config libseccomp-dev busybox-static containernetworking-plugins iptables python3 iproute2 runc podman containerd hyperfine qemu-system-x86 xz-utils cpio docker-registry skopeo)
+pkgs=(gcc pkg-config libseccomp-dev busybox-static containernetworking-plugins iptables python3 iproute2 runc podman containerd hyperfine qemu-system-x86 xz-utils cpio docker-registry skopeo curl)
 need=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
@@ -40,6 +42,13 @@ mounts_before=$(grep -c . /proc/self/mountinfo)
 step "build" bash scripts/build.sh
 step "go vet" go vet ./...
 step "go test" go test -p 2 -count=1 ./...
+fuzz() { # a short fuzzing run of each of the registry server's fuzz tests
+  local f
+  for f in FuzzRoute FuzzManifest; do
+    go test -run '^$' -fuzz "^$f\$" -fuzztime "${FUZZTIME:-15s}" ./registry/server || return 1
+  done
+}
+step "fuzz (registry server)" fuzz
 
 runtime_tools() {
   local out
@@ -58,6 +67,7 @@ if [ -x tests/interop/run.sh ]; then
   step "interop (containerd, podman)" bash tests/interop/run.sh
 fi
 step "interop (images: skopeo, podman, umoci)" bash tests/interop/images.sh
+step "registry conformance (OCI distribution-spec 1.1)" bash tests/registry/conformance.sh berth
 
 vm_tests() {
   local d rc

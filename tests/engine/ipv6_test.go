@@ -236,6 +236,12 @@ func TestIPv6DualStack(t *testing.T) {
 	if out := strings.TrimSpace(ok(t, "port", "v6web", "80")); !strings.Contains(out, "[fd00:b6::fe]:18096") || !strings.Contains(out, "0.0.0.0:18097") {
 		t.Errorf("port v6web 80: %q", out)
 	}
+	// A fixed IPv6 address (--ip6).
+	ok(t, "run", "-d", "--name", "v6fixed", "--network", "v6t-dual", "--ip6", "fd00:b6::99", "busybox", "sleep", "60")
+	cleanupContainer(t, "v6fixed")
+	if got := containerIP6(t, "v6fixed", "v6t-dual"); got != netip.MustParsePrefix("fd00:b6::99/64") {
+		t.Errorf("--ip6 fd00:b6::99: address %v", got)
+	}
 	r := berth(t, "run", "--rm", "--network", "v6t-dual", "-p", "[::1]:18098:80", "busybox", "true")
 	if r.code != 125 || !strings.Contains(r.stderr, "IPv6 loopback") {
 		t.Errorf("-p [::1]:18098:80: %v", r)
@@ -243,7 +249,7 @@ func TestIPv6DualStack(t *testing.T) {
 
 	// Teardown: what the containers added to ip6tables goes with them,
 	// and the network's rules with the network.
-	ok(t, "rm", "-f", "v6a", "v6b", "v6web")
+	ok(t, "rm", "-f", "v6a", "v6b", "v6web", "v6fixed")
 	if n := vethCount(t); n != veths {
 		t.Errorf("veths: %d after rm, %d before", n, veths)
 	}

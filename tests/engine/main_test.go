@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/hostnetlock"
 	"github.com/berth-project/berth/internal/testimage"
 )
 
@@ -38,28 +38,21 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// hostNetLock serializes the suites that change the host's network (this
-// one, run from several checkouts at once): each snapshots the host's
-// links and iptables rules and removes what appeared after, which would
-// take another suite's bridges away.
-const hostNetLock = "/run/lock/berth-tests-hostnet.lock"
-
 func run(m *testing.M) int {
 	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine: setup:", err)
 		teardown()
 		return 1
 	}
-	lock, err := os.OpenFile(hostNetLock, os.O_CREATE|os.O_RDWR, 0o600)
+	// The suite removes the links and rules that appeared while it ran:
+	// other tests that change the host network wait.
+	unlock, err := hostnetlock.Lock()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tests/engine:", err)
+		teardown()
 		return 1
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		fmt.Fprintf(os.Stderr, "tests/engine: lock %s: %v\n", hostNetLock, err)
-		return 1
-	}
+	defer unlock()
 	// bridge is the default network: the tests' containers make the
 	// berth0 bridge and CNI's iptables chains, which are removed after.
 	net, err := snapshotHostNet()
