@@ -2,11 +2,14 @@ package network
 
 import (
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
 func TestPairGateways(t *testing.T) {
@@ -233,5 +236,38 @@ func TestCheckPortFamilies(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("checkPortFamilies(%s, %q) = %v, want %q", tc.n.Name, tc.ip, err, tc.want)
 		}
+	}
+}
+
+func TestResultDualStack(t *testing.T) {
+	ipnet := func(s string) net.IPNet {
+		ip, n, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IP = ip
+		return *n
+	}
+	zero := 0
+	res := &types100.Result{CNIVersion: "1.0.0",
+		Interfaces: []*types100.Interface{{Name: "eth0", Mac: "02:42:0a:cb:01:02", Sandbox: "/run/netns/x"}},
+		IPs: []*types100.IPConfig{
+			{Interface: &zero, Address: ipnet("fd00:b6::2/64"), Gateway: net.ParseIP("fd00:b6::fe")},
+			{Interface: &zero, Address: ipnet("10.203.1.2/24"), Gateway: net.ParseIP("10.203.1.1")},
+		}}
+	r, err := result(res, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Address != netip.MustParsePrefix("10.203.1.2/24") || r.Gateway != netip.MustParseAddr("10.203.1.1") {
+		t.Errorf("IPv4: %v via %v", r.Address, r.Gateway)
+	}
+	if r.Address6 != netip.MustParsePrefix("fd00:b6::2/64") || r.Gateway6 != netip.MustParseAddr("fd00:b6::fe") {
+		t.Errorf("IPv6: %v via %v", r.Address6, r.Gateway6)
+	}
+	// IPv6 only: Address is the IPv6 one too.
+	res.IPs = res.IPs[:1]
+	if r, err = result(res, "eth0"); err != nil || r.Address != r.Address6 || r.Gateway6 != netip.MustParseAddr("fd00:b6::fe") {
+		t.Errorf("IPv6 only: %+v, %v", r, err)
 	}
 }
