@@ -27,7 +27,8 @@ func addNetworkCommands(root *cobra.Command, o *options) {
 }
 
 func networkCreateCmd(o *options) *cobra.Command {
-	var subnet, gateway, driver string
+	var subnets, gateways []string
+	var driver string
 	var labels []string
 	var internal, ipv6 bool
 	cmd := &cobra.Command{
@@ -37,15 +38,8 @@ func networkCreateCmd(o *options) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := network.CreateOptions{Driver: driver, Internal: internal, IPv6: ipv6}
 			var err error
-			if subnet != "" {
-				if opts.Subnet, err = netip.ParsePrefix(subnet); err != nil {
-					return fmt.Errorf("invalid --subnet %q: %w", subnet, err)
-				}
-			}
-			if gateway != "" {
-				if opts.Gateway, err = netip.ParseAddr(gateway); err != nil {
-					return fmt.Errorf("invalid --gateway %q: %w", gateway, err)
-				}
+			if opts.Subnets, err = parseSubnets(subnets, gateways); err != nil {
+				return err
 			}
 			if opts.Labels, err = parseKVList("label", labels); err != nil {
 				return err
@@ -65,12 +59,34 @@ func networkCreateCmd(o *options) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&driver, "driver", "d", "bridge", "driver to manage the network (bridge)")
-	f.StringVar(&subnet, "subnet", "", "subnet in CIDR format")
-	f.StringVar(&gateway, "gateway", "", "IPv4 or IPv6 gateway for the subnet")
+	f.StringArrayVar(&subnets, "subnet", nil, "subnet in CIDR format (once per address family)")
+	f.StringArrayVar(&gateways, "gateway", nil, "IPv4 or IPv6 gateway for the subnet of its family")
 	f.BoolVar(&internal, "internal", false, "restrict external access to the network")
 	f.BoolVar(&ipv6, "ipv6", false, "enable IPv6 networking")
 	f.StringArrayVar(&labels, "label", nil, "set metadata on a network")
 	return cmd
+}
+
+// parseSubnets reads network create's --subnet and --gateway values and
+// pairs each gateway with the subnet of its family.
+func parseSubnets(subnets, gateways []string) ([]network.Subnet, error) {
+	var ps []netip.Prefix
+	for _, v := range subnets {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --subnet %q: %w", v, err)
+		}
+		ps = append(ps, p)
+	}
+	var gws []netip.Addr
+	for _, v := range gateways {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --gateway %q: %w", v, err)
+		}
+		gws = append(gws, a)
+	}
+	return network.PairGateways(ps, gws)
 }
 
 // networkJSON is docker's shape of an inspected network, with berth's

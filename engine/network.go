@@ -102,8 +102,10 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 		if r.Address.Addr().Is4() {
 			ep.IPAddress, ep.IPPrefixLen = r.Address.Addr(), r.Address.Bits()
 		} else {
-			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address.Addr(), r.Address.Bits(), r.Gateway
 			ep.Gateway = netip.Addr{}
+		}
+		if r.Address6.IsValid() {
+			ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), r.Gateway6
 		}
 		if mac, err := net.ParseMAC(r.MAC); err == nil {
 			ep.MacAddress = mobynet.HardwareAddr(mac)

@@ -146,7 +146,7 @@ func endpointSettings(c *containers.Container, r network.Result, cfg *mobynet.En
 		ep.IPv6Gateway, ep.Gateway = r.Gateway, netip.Addr{}
 	}
 	if r.Address6.IsValid() {
-		ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen = r.Address6.Addr(), r.Address6.Bits()
+		ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = r.Address6.Addr(), r.Address6.Bits(), r.Gateway6
 	}
 	if mac, err := net.ParseMAC(r.MAC); err == nil {
 		ep.MacAddress = mobynet.HardwareAddr(mac)

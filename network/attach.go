@@ -46,6 +46,7 @@ type Result struct {
 	IfName    string
 	Address   netip.Prefix // the container's address and its subnet's length
 	Address6  netip.Prefix // its first IPv6 address, if any (Address too on an IPv6-only network)
+	Gateway6  netip.Addr   // the gateway of Address6
 	Gateway   netip.Addr
 	MAC       string
 	Aliases   []string
@@ -81,6 +82,9 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		if i == 0 && len(ports) > 0 {
 			if n.Internal {
 				return nil, fmt.Errorf("network %s is internal: it cannot publish ports", n.Name)
+			}
+			if err := checkPortFamilies(n, ports); err != nil {
+				return nil, err
 			}
 			var pm []map[string]any
 			for _, p := range ports {
@@ -144,6 +148,7 @@ func result(res types.Result, ifName string) (Result, error) {
 		ones, _ := ip.Address.Mask.Size()
 		if a.Is6() && !out.Address6.IsValid() {
 			out.Address6 = netip.PrefixFrom(a, ones)
+			out.Gateway6, _ = netip.AddrFromSlice(ip.Gateway)
 		}
 		if !out.Address.IsValid() || (out.Address.Addr().Is6() && a.Is4()) {
 			out.Address = netip.PrefixFrom(a, ones)

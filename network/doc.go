@@ -11,6 +11,12 @@
 // execution) for every container. portmap runs only for containers that
 // publish ports.
 //
+// A network has an IPv4 subnet, an IPv6 one (with --ipv6), or both, each
+// with its gateway: host-local gets one range set per family, and a
+// container one address of each (see ipv6.go for how subnets are chosen,
+// the ULA pool of --ipv6 without a subnet, NAT66 and published ports on
+// IPv6).
+//
 // A [Manager] creates, lists, inspects and removes networks; the default
 // network "berth" (bridge berth0, 10.88.0.0/16, NAT to the outside) exists
 // without being created: its file is written on first use. Attach runs

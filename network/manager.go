@@ -115,9 +115,13 @@ func (m *Manager) write(n *Network) error {
 type CreateOptions struct {
 	Driver string // "" or "bridge"
 	// Subnet and Gateway: none picks a free /24 in 10.89.0.0/16 and its
-	// first address.
-	Subnet   netip.Prefix
-	Gateway  netip.Addr
+	// first address. They are one more entry of Subnets.
+	Subnet  netip.Prefix
+	Gateway netip.Addr
+	// Subnets are the network's subnets, at most one per address family,
+	// each with its gateway (invalid: the subnet's first address). With
+	// IPv6 and no IPv6 subnet, a /64 of ULAPool is added (see ipv6.go).
+	Subnets  []Subnet
 	Internal bool
 	IPv6     bool
 	Labels   map[string]string
@@ -136,16 +140,12 @@ func (m *Manager) Create(name string, opts CreateOptions) (*Network, error) {
 	if opts.Gateway.IsValid() && !opts.Subnet.IsValid() {
 		return nil, fmt.Errorf("network %s: a gateway needs a subnet", name)
 	}
+	asked := opts.Subnets
 	if opts.Subnet.IsValid() {
-		if opts.Subnet.Addr().Is6() && !opts.IPv6 {
-			return nil, fmt.Errorf("network %s: IPv6 subnet %s needs --ipv6", name, opts.Subnet)
-		}
-		if opts.Subnet != opts.Subnet.Masked() {
-			return nil, fmt.Errorf("network %s: subnet %s has host bits set (did you mean %s?)", name, opts.Subnet, opts.Subnet.Masked())
-		}
-		if opts.Gateway.IsValid() && !opts.Subnet.Contains(opts.Gateway) {
-			return nil, fmt.Errorf("network %s: gateway %s is not in subnet %s", name, opts.Gateway, opts.Subnet)
-		}
+		asked = append([]Subnet{{Subnet: opts.Subnet, Gateway: opts.Gateway}}, asked...)
+	}
+	if err := validateSubnets(asked, opts.IPv6); err != nil {
+		return nil, fmt.Errorf("network %s: %w", name, err)
 	}
 	if err := m.ensureDefault(); err != nil {
 		return nil, err
@@ -166,22 +166,14 @@ func (m *Manager) Create(name string, opts CreateOptions) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	subnet := opts.Subnet
-	if !subnet.IsValid() {
-		if subnet, err = freeSubnet(existing, routes); err != nil {
-			return nil, fmt.Errorf("network %s: %w", name, err)
-		}
-	} else if err := checkOverlap(subnet, existing, routes); err != nil {
+	subnets, err := planSubnets(asked, opts.IPv6, ULAPool(m.configDir), existing, routes)
+	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", name, err)
-	}
-	gw := opts.Gateway
-	if !gw.IsValid() {
-		gw = subnet.Addr().Next()
 	}
 	id := make([]byte, 32)
 	rand.Read(id)
 	n := &Network{Name: name, ID: hex.EncodeToString(id), Driver: "bridge", Internal: opts.Internal, IPv6: opts.IPv6,
-		Labels: opts.Labels, Created: time.Now().UTC(), Subnets: []Subnet{{Subnet: subnet, Gateway: gw}}}
+		Labels: opts.Labels, Created: time.Now().UTC(), Subnets: subnets}
 	n.Bridge = "br-" + n.ID[:12]
 	if err := m.write(n); err != nil {
 		return nil, err
