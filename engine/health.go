@@ -66,8 +66,10 @@ func healthCommand(cfg *container.Config) ([]string, bool) {
 
 // healthOptions configures the monitor mo to run `berth container
 // healthcheck ID` on c's health check interval, if c has a health check.
-// During the start period with a start interval, the first check comes
-// after the start interval; otherwise after the interval.
+// Each check waits the interval after the last one ended (docker's
+// timing), the start interval instead during the start period. Docker
+// also leaves the start interval at the first healthy result; the
+// monitor keeps it for the whole start period.
 func (s *Store) healthOptions(c *containers.Container, exe string, mo *monitor.Options) {
 	if _, ok := healthCommand(c.Config); !ok {
 		return
@@ -76,7 +78,7 @@ func (s *Store) healthOptions(c *containers.Container, exe string, mo *monitor.O
 	mo.HealthCmd = []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "healthcheck", c.ID}
 	mo.HealthInterval = cmp(h.Interval, defaultHealthInterval)
 	if h.StartPeriod > 0 && h.StartInterval > 0 {
-		mo.HealthStartDelay = h.StartInterval
+		mo.HealthStartInterval, mo.HealthStartPeriod = h.StartInterval, h.StartPeriod
 	}
 }
 

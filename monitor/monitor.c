@@ -188,7 +188,7 @@ struct argv {
 static struct {
 	const char *dir, *pidfile, *logpath;
 	struct argv rt, exitcmd, health;
-	long long logmax, hint, hstart;
+	long long logmax, hint, hstart, hperiod;
 	int logfiles, terminal, use_stdin, stdin_once, attach, inline_rt;
 } cfg;
 
@@ -305,6 +305,8 @@ static void read_config(void)
 			cfg.hint = atoll(v);
 		else if (!strcmp(r, "hstart"))
 			cfg.hstart = atoll(v);
+		else if (!strcmp(r, "hperiod"))
+			cfg.hperiod = atoll(v);
 	}
 	errno = 0;
 	if (cfg.dir == NULL || (!cfg.inline_rt && (cfg.rt.n == 0 || cfg.pidfile == NULL)))
@@ -766,6 +768,16 @@ static pid_t spawn_detached(char **argv)
 	return pid;
 }
 
+// health_interval is the wait before the next health check, as docker
+// counts it: from the end of the last check (or the container's start),
+// the start interval while in the start period, the interval after.
+static long long health_interval(long long now, long long running_since)
+{
+	if (cfg.hstart > 0 && now < running_since + cfg.hperiod)
+		return cfg.hstart;
+	return cfg.hint;
+}
+
 static int shell_code(int status)
 {
 	if (WIFEXITED(status))
@@ -1180,23 +1192,24 @@ static void monitor_main(void)
 	enum { RUNTIME, RUNNING, DRAIN } phase = RUNTIME;
 	pid_t init = -1, health = 0;
 	int init_status = 0;
-	long long drain_until = 0, next_health = 0;
+	// next_health is when the next health check starts; 0 while one
+	// runs (the next is timed from its end).
+	long long drain_until = 0, next_health = 0, running_since = 0;
 	struct pollfd pf[MAX_CLIENTS + 8];
 
 	for (;;) {
 		long long now = now_ns(CLOCK_MONOTONIC);
 		if (phase == DRAIN && (now >= drain_until || (streams[0].fd < 0 && streams[1].fd < 0)))
 			break;
-		if (phase == RUNNING && cfg.health.n > 0 && cfg.hint > 0 && now >= next_health) {
-			if (health == 0)
-				health = spawn_detached(cfg.health.v);
+		if (phase == RUNNING && cfg.health.n > 0 && cfg.hint > 0 && health == 0 && now >= next_health) {
+			health = spawn_detached(cfg.health.v);
 			if (health < 0)
 				health = 0;
-			next_health = now + cfg.hint;
+			next_health = health > 0 ? 0 : now + health_interval(now, running_since);
 		}
 		int timeout = -1;
 		long long until = phase == DRAIN ? drain_until
-				  : (phase == RUNNING && cfg.health.n > 0 && cfg.hint > 0) ? next_health : 0;
+				  : (phase == RUNNING && cfg.health.n > 0 && cfg.hint > 0 && health == 0) ? next_health : 0;
 		if (until > 0)
 			timeout = until > now ? (int)((until - now) / 1000000 + 1) : 0;
 
@@ -1304,7 +1317,8 @@ static void monitor_main(void)
 					close(sync_fd);
 				sync_fd = -1;
 				phase = RUNNING;
-				next_health = now_ns(CLOCK_MONOTONIC) + (cfg.hstart > 0 ? cfg.hstart : cfg.hint);
+				running_since = now_ns(CLOCK_MONOTONIC);
+				next_health = running_since + health_interval(running_since, running_since);
 				// Init was held unreaped until now: it may have
 				// exited already, or (named wrongly) not be our
 				// child: then its status is unknown.
@@ -1372,7 +1386,8 @@ static void monitor_main(void)
 				close(sync_fd);
 			sync_fd = -1;
 			phase = RUNNING;
-			next_health = now_ns(CLOCK_MONOTONIC) + (cfg.hstart > 0 ? cfg.hstart : cfg.hint);
+			running_since = now_ns(CLOCK_MONOTONIC);
+			next_health = running_since + health_interval(running_since, running_since);
 			// The init may be gone already, or (if the runtime
 			// reaped it) not our child at all: then its status
 			// is unknown.
@@ -1393,8 +1408,11 @@ static void monitor_main(void)
 				continue;
 			if (w <= 0)
 				break;
-			if (w == health)
+			if (w == health) {
 				health = 0;
+				long long t = now_ns(CLOCK_MONOTONIC);
+				next_health = t + health_interval(t, running_since);
+			}
 			if (w == init && phase == RUNNING) {
 				init_status = st;
 				phase = DRAIN;

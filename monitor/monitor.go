@@ -71,11 +71,14 @@ type Options struct {
 	// ExitCommand runs (detached) after the container exited and the
 	// exit file is written.
 	ExitCommand []string
-	// HealthCmd runs every HealthInterval, first after HealthStartDelay
-	// (or HealthInterval), while the container runs; never two at once.
-	HealthCmd        []string
-	HealthInterval   time.Duration
-	HealthStartDelay time.Duration
+	// HealthCmd runs while the container runs, one at a time, as docker
+	// times its checks: each waits HealthInterval after the container's
+	// start or the last check's end, or HealthStartInterval instead
+	// during the first HealthStartPeriod.
+	HealthCmd           []string
+	HealthInterval      time.Duration
+	HealthStartInterval time.Duration
+	HealthStartPeriod   time.Duration
 }
 
 // Started describes a running container's monitor.
@@ -171,7 +174,8 @@ func (o *Options) config(inline bool) ([]byte, error) {
 	add("logmax", strconv.FormatInt(o.LogMaxSize, 10))
 	add("logfiles", strconv.Itoa(o.LogMaxFiles))
 	add("hint", strconv.FormatInt(int64(o.HealthInterval), 10))
-	add("hstart", strconv.FormatInt(int64(o.HealthStartDelay), 10))
+	add("hstart", strconv.FormatInt(int64(o.HealthStartInterval), 10))
+	add("hperiod", strconv.FormatInt(int64(o.HealthStartPeriod), 10))
 	flag("terminal", o.Terminal)
 	flag("stdin", o.Stdin)
 	flag("stdinonce", o.StdinOnce)

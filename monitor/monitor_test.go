@@ -503,7 +503,7 @@ func TestExitCommandAndHealth(t *testing.T) {
 	health := filepath.Join(t.TempDir(), "health")
 	o.ExitCommand = []string{"/bin/sh", "-c", "cat \"$0\"/exit > \"$1\"", c.runDir, marker}
 	o.HealthCmd = []string{"/bin/sh", "-c", "echo x >> \"$0\"", health}
-	o.HealthInterval, o.HealthStartDelay = 200*time.Millisecond, 100*time.Millisecond
+	o.HealthInterval = 200 * time.Millisecond
 	c.start(o)
 	code, _ := c.waitExit()
 	deadline := time.Now().Add(10 * time.Second)
@@ -731,5 +731,55 @@ func TestClaimCleanup(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestHealthTiming: checks are timed as docker times them, from the end
+// of the last one: the start interval during the start period, then the
+// interval; never two at once.
+func TestHealthTiming(t *testing.T) {
+	c := newCtr(t, []string{"sleep", "2.5"}, nil)
+	o := c.opts()
+	times := filepath.Join(t.TempDir(), "times")
+	o.HealthCmd = []string{"/bin/sh", "-c", `echo "s $(date +%s%N)" >> "$0"; sleep 0.15; echo "e $(date +%s%N)" >> "$0"`, times}
+	o.HealthInterval, o.HealthStartInterval, o.HealthStartPeriod = time.Second, 100*time.Millisecond, 700*time.Millisecond
+	c.start(o)
+	c.waitExit()
+	data, err := os.ReadFile(times)
+	if err != nil {
+		t.Fatalf("health command never ran: %v", err)
+	}
+	var starts, ends []int64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			t.Fatalf("times file line %q", line)
+		}
+		v, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f[0] == "s" {
+			if len(starts) != len(ends) {
+				t.Fatalf("a check started while another ran:\n%s", data)
+			}
+			starts = append(starts, v)
+		} else {
+			ends = append(ends, v)
+		}
+	}
+	if len(starts) < 3 {
+		t.Fatalf("%d checks in 2.5 s with a 100 ms start interval for 700 ms:\n%s", len(starts), data)
+	}
+	long := false
+	for i := 1; i < len(starts); i++ {
+		gap := time.Duration(starts[i] - ends[i-1])
+		if gap < 80*time.Millisecond {
+			t.Errorf("check %d started %v after the last one ended, want ≥ the 100 ms start interval", i, gap)
+		}
+		long = long || gap >= 900*time.Millisecond
+	}
+	if !long {
+		t.Errorf("no check waited the 1 s interval after the start period:\n%s", data)
 	}
 }
