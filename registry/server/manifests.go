@@ -83,7 +83,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	var tags []string
 	if strings.Contains(rt.Ref, ":") {
 		for _, t := range r.URL.Query()["tag"] {
-			if !tagRe.MatchString(t) {
+			if !tagRe().MatchString(t) {
 				return errorf(http.StatusBadRequest, CodeManifestInvalid, "invalid tag", map[string]string{"tag": t})
 			}
 			tags = append(tags, t)
