@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -25,9 +27,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error
 	return s.serveFile(w, r, d, "application/octet-stream", unknown)
 }
 
-// serveFile sends the content-store file of d: http.ServeContent on an
-// *os.File, so ranges and conditional requests are handled and the body
-// goes out with sendfile.
+// serveFile sends the content-store file of d: a whole-body GET through a
+// buffer, anything else (HEAD, ranges, conditional requests) with
+// http.ServeContent, which sends the body with sendfile.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, d digest.Digest, mediaType string, unknown *regError) error {
 	f, err := openFile(s.store.blobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -49,8 +51,47 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, d digest.Dige
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
 		return errorf(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, "requested range not satisfiable", map[string]string{"range": rg})
 	}
+	if r.Method == http.MethodGet && wholeBody(r) {
+		// The common case, a client fetching a blob: a copy through a
+		// large buffer rather than ServeContent's sendfile (see
+		// sendBufSize).
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+		h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		w.WriteHeader(http.StatusOK)
+		bp := sendBufs.Get().(*[]byte)
+		defer sendBufs.Put(bp)
+		// An error here is the client's connection failing after the
+		// headers went out: nothing more can be said to it.
+		io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{f}, *bp)
+		return nil
+	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return nil
+}
+
+// sendBufSize is the buffer of a blob GET's copy. Over loopback, sendfile
+// hands the client's kernel the blob's 4 KiB page-cache pages as socket
+// buffer fragments, and the client pays for them: skopeo pulling the big
+// test image to a dir: used about 40% more system time (0.54-0.74 s
+// against 0.34-0.53 s, the same number of 32 KiB reads) and took 10-15%
+// longer than from a copy through a buffer. The server's copy costs it
+// less CPU than that saves the client, which is the bottleneck of a pull
+// on a machine the two share.
+const sendBufSize = 256 << 10
+
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, sendBufSize); return &b }}
+
+// wholeBody reports whether a GET asks for the whole body without
+// conditions, so that ServeContent's range and precondition handling has
+// nothing to do.
+func wholeBody(r *http.Request) bool {
+	for _, k := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+		if r.Header.Get(k) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // serveManifest sends a manifest read into memory: one write for the
