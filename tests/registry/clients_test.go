@@ -262,7 +262,7 @@ func podmanPush(t testing.TB, s *session, layout, ref string) (digest.Digest, re
 	t.Helper()
 	out := must(t, nil, "podman", "pull", "-q", "oci:"+layout)
 	id := strings.TrimSpace(out)
-	t.Cleanup(func() { exec.Command("podman", "rmi", "-f", id).Run() })
+	t.Cleanup(func() { podmanQuiet("rmi", "-f", id) })
 	df := filepath.Join(s.dir, "podman.digest")
 	os.Remove(df)
 	args := append([]string{"push", "-q", "--digestfile", df}, s.podmanFlags()...)
@@ -286,7 +286,7 @@ func podmanPull(t testing.TB, s *session, ref string) (image, result) {
 		return image{}, r
 	}
 	id := strings.TrimSpace(r.out)
-	t.Cleanup(func() { exec.Command("podman", "rmi", "-f", id).Run() })
+	t.Cleanup(func() { podmanQuiet("rmi", "-f", id) })
 	// An image (one config, one ID) may have been pulled under several
 	// manifests: the repository's digest is the one in RepoDigests.
 	out := must(t, nil, "podman", "image", "inspect", "--format", "{{range .RepoDigests}}{{.}} {{end}}|{{range .RootFS.Layers}}{{.}} {{end}}", id)

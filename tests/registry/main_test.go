@@ -59,7 +59,7 @@ func run(m *testing.M) int {
 	code := m.Run()
 	// podman's vfs layers are plain directories, but let podman drop its
 	// own state (locks, the bolt database) first.
-	exec.Command("podman", "rmi", "-a", "-f").Run()
+	podmanQuiet("rmi", "-a", "-f")
 	return code
 }
 
@@ -137,6 +137,17 @@ network_config_dir = "%[1]s/networks"
 		"BERTH_REGISTRIES_CONF=/nonexistent",
 	)
 	return nil
+}
+
+// podmanQuiet runs podman on the tests' private storage, ignoring its
+// outcome (cleanups); never on the host's, before setup configured it.
+func podmanQuiet(args ...string) {
+	if toolEnv == nil {
+		return
+	}
+	cmd := exec.Command("podman", args...)
+	cmd.Env = toolEnv
+	cmd.Run()
 }
 
 // varLibContainers remembers whether /var/lib/containers and its cache
