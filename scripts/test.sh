@@ -38,6 +38,14 @@ step() { # name command...
   else failed=$((failed+1)); failures+=("$name"); echo "== $name: FAILED ($((SECONDS-t0))s)"; fi
 }
 
+# crane, for tests/registry's real-client tests, which look for it in this
+# cache dir (and go install it there themselves when it is missing).
+crane_bin=${XDG_CACHE_HOME:-$HOME/.cache}/berth-tests/bin
+if [ ! -x "$crane_bin/crane" ]; then
+  echo "== installing crane into $crane_bin"
+  GOBIN=$crane_bin go install github.com/google/go-containerregistry/cmd/crane@latest || echo "test.sh: go install crane failed"
+fi
+
 mounts_before=$(grep -c . /proc/self/mountinfo)
 step "build" bash scripts/build.sh
 step "go vet" go vet ./...

@@ -98,11 +98,11 @@ func TestMount(t *testing.T) {
 	tr.do("HEAD", "/v2/dst2/blobs/"+d.String(), nil).expect(t, "HEAD after fallback upload", http.StatusOK)
 }
 
-// A blob larger than the upload pipeline's buffers round-trips intact, in
+// A blob larger than the upload copy's buffer round-trips intact, in
 // one PUT and in chunks.
 func TestLargeBlob(t *testing.T) {
 	tr := newRegistry(t, Config{})
-	data := make([]byte, (copyDepth+2)*copyBufSize+12345)
+	data := make([]byte, 5*copyBufSize+12345)
 	for i := range data {
 		data[i] = byte(i * 7 / 3)
 	}

@@ -30,6 +30,10 @@ func (s *Server) resolve(name, ref string) (digest.Digest, error) {
 	return d, notFound(err, manifestUnknown(ref))
 }
 
+// maxStoredManifest bounds the manifests read to serve them: those
+// pushed under a larger MaxManifestSize than today's are still served.
+const maxStoredManifest = 64 << 20
+
 // getManifest serves GET and HEAD /v2/<name>/manifests/<reference>.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	if s.mirror != nil {
@@ -39,11 +43,12 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err != nil {
 		return err
 	}
-	mt, err := s.store.manifestType(rt.Name, d)
+	b, mt, err := s.store.readManifest(rt.Name, d, maxStoredManifest)
 	if err != nil {
 		return notFound(err, manifestUnknown(rt.Ref))
 	}
-	return s.serveFile(w, r, d, mt, manifestUnknown(rt.Ref))
+	serveManifest(w, r, d, mt, b)
+	return nil
 }
 
 // putManifest serves PUT /v2/<name>/manifests/<reference>.

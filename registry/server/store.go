@@ -155,7 +155,7 @@ func (s *repoStore) unlinkBlob(name string, d digest.Digest) error {
 // manifestType returns the media type of manifest d of the repository, or
 // content.ErrNotFound.
 func (s *repoStore) manifestType(name string, d digest.Digest) (string, error) {
-	b, err := os.ReadFile(s.revisionLink(name, d))
+	b, err := readSmallFile(s.revisionLink(name, d), maxLinkSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", content.ErrNotFound
 	}
@@ -168,9 +168,28 @@ func (s *repoStore) manifestType(name string, d digest.Digest) (string, error) {
 	return string(b), nil
 }
 
+// maxLinkSize bounds the tag and revision link files read.
+const maxLinkSize = 4096
+
+// readManifest returns manifest d of repository name, at most max bytes,
+// and its media type, or content.ErrNotFound.
+func (s *repoStore) readManifest(name string, d digest.Digest, max int) ([]byte, string, error) {
+	mt, err := readSmallFile(s.revisionLink(name, d), maxLinkSize)
+	if err == nil {
+		var b []byte
+		if b, err = readSmallFile(s.blobPath(d), max); err == nil {
+			return b, string(mt), nil
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		err = content.ErrNotFound
+	}
+	return nil, "", err
+}
+
 // resolveTag returns the digest tag points to, or content.ErrNotFound.
 func (s *repoStore) resolveTag(name, tag string) (digest.Digest, error) {
-	b, err := os.ReadFile(filepath.Join(s.tagsDir(name), tag))
+	b, err := readSmallFile(filepath.Join(s.tagsDir(name), tag), maxLinkSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", content.ErrNotFound
 	}
