@@ -215,11 +215,27 @@ func (s *Store) portMappings(ctx context.Context, c *containers.Container) ([]ne
 			if m.HostIP.IsValid() && m.HostIP.IsUnspecified() {
 				m.HostIP = netip.Addr{}
 			}
+			checked := false
 			switch {
 			case b.HostPort == "":
-				if m.HostPort, err = network.FreePort(m.Protocol, m.HostIP); err != nil {
-					return nil, err
+				// A port free a moment ago may be some connection's
+				// local port by the time it is checked again: try a few.
+				for try := 0; ; try++ {
+					if m.HostPort, err = network.FreePort(m.Protocol, m.HostIP); err != nil {
+						return nil, err
+					}
+					err = network.CheckPorts([]network.PortMapping{m})
+					if other := taken[strconv.Itoa(int(m.HostPort))+"/"+m.Protocol]; err == nil && other != "" {
+						err = fmt.Errorf("port %d is allocated by container %s", m.HostPort, other)
+					}
+					if err == nil {
+						break
+					}
+					if try == 9 {
+						return nil, fmt.Errorf("no free host port for %s: %w", p, err)
+					}
 				}
+				checked = true
 			case strings.Contains(b.HostPort, "-"):
 				r, err := mobynet.ParsePortRange(b.HostPort)
 				if err != nil {
@@ -244,8 +260,10 @@ func (s *Store) portMappings(ctx context.Context, c *containers.Container) ([]ne
 			if other := taken[strconv.Itoa(int(m.HostPort))+"/"+m.Protocol]; other != "" {
 				return nil, fmt.Errorf("bind for %s failed: port is already allocated by container %s", m, other)
 			}
-			if err := network.CheckPorts([]network.PortMapping{m}); err != nil {
-				return nil, err
+			if !checked {
+				if err := network.CheckPorts([]network.PortMapping{m}); err != nil {
+					return nil, err
+				}
 			}
 			taken[strconv.Itoa(int(m.HostPort))+"/"+m.Protocol] = c.Name
 			out = append(out, m)

@@ -2,8 +2,12 @@ package seccomp
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,8 +30,10 @@ func programProfile() *specs.LinuxSeccomp {
 }
 
 // childProgram loads a Program that went through JSON, as it does on its
-// way from the runtime to a container's init, under an RLIMIT_AS in which
-// libseccomp could not have built the filter.
+// way from the runtime to a container's init, with little address space
+// left: loading needs no libseccomp and no large allocation. The limit is
+// counted from what the process has mapped already (a fixed 64 MiB failed
+// now and then, when the Go runtime had reserved more by then).
 func childProgram() error {
 	var p Program
 	if err := json.Unmarshal([]byte(os.Getenv("BERTH_SECCOMP_PROGRAM")), &p); err != nil {
@@ -37,7 +43,11 @@ func childProgram() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return err
 	}
-	lim := unix.Rlimit{Cur: 64 << 20, Max: unix.RLIM_INFINITY}
+	vm, err := vmSize()
+	if err != nil {
+		return err
+	}
+	lim := unix.Rlimit{Cur: vm + 64<<20, Max: unix.RLIM_INFINITY}
 	if err := unix.Setrlimit(unix.RLIMIT_AS, &lim); err != nil {
 		return err
 	}
@@ -47,6 +57,24 @@ func childProgram() error {
 	report("mkdir", unix.Mkdirat(unix.AT_FDCWD, os.Getenv(dirEnv)+"/x", 0o755))
 	report("rmdir", unix.Rmdir(os.Getenv(dirEnv)+"/absent"))
 	return nil
+}
+
+// vmSize is the process's mapped address space in bytes (VmSize).
+func vmSize() (uint64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmSize %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmSize in /proc/self/status")
 }
 
 func TestProgramCompileAndLoad(t *testing.T) {
