@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	units "github.com/docker/go-units"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -51,22 +53,11 @@ type StartOptions struct {
 // start, cleanup and remove of one container never interleave, across
 // processes. The lock goes with the process if it dies.
 func (s *Store) lockContainer(id string) (func(), error) {
-	dir := s.containerDir(id)
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := flock.Lock(filepath.Join(s.containerDir(id), ".lock"), unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("lock container %s: %w", id, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock container %s: %w", id, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // StartContainer starts the created or exited container ref: it mounts

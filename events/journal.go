@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	"github.com/moby/moby/api/types/events"
 	"golang.org/x/sys/unix"
 )
@@ -44,21 +46,11 @@ func (j *Journal) oldPath() string { return j.path() + ".1" }
 
 // lock takes a flock of kind how on the journal's lock file.
 func (j *Journal) lock(how int) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(j.dir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	unlock, err := flock.Lock(filepath.Join(j.dir, ".lock"), how)
 	if err != nil {
 		return nil, fmt.Errorf("lock event journal: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock event journal %s: %w", j.dir, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // Append writes m as one line. A zero m.Time/m.TimeNano is set to now and

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/testbuild"
 	"github.com/berth-project/berth/internal/testimage"
 	"github.com/berth-project/berth/monitor"
 )
@@ -64,18 +64,11 @@ func testMain(m *testing.M) int {
 }
 
 func setup() error {
-	repo, err := filepath.Abs("..")
+	exe, err := testbuild.Berth(filepath.Join(baseDir, "bin"))
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(baseDir, "bin")
-	build := exec.Command("bash", filepath.Join(repo, "scripts", "build.sh"), bin)
-	build.Dir = repo
-	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
-	}
-	berthExe = filepath.Join(bin, "berth")
+	berthExe = exe
 
 	img := filepath.Join(baseDir, "images")
 	if err := testimage.Make(img, "busybox"); err != nil {

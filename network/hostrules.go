@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -233,21 +235,7 @@ func lockFile(path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
+	return flock.Lock(path, unix.LOCK_EX)
 }
 
 // netnsID identifies the calling thread's network namespace: its cookie

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	"github.com/containernetworking/cni/libcni"
 	"golang.org/x/sys/unix"
 )
@@ -62,21 +64,11 @@ func (m *Manager) lock() (func(), error) {
 	if err := os.MkdirAll(m.configDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", m.configDir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(m.configDir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := flock.Lock(filepath.Join(m.configDir, ".lock"), unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("lock networks: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock networks: %w", err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // defaultNetwork is the default network's definition.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -106,21 +108,11 @@ func (s *fileStore) run(how int, fn func(metaTx) error) error {
 // LOCK_SH. Each call opens its own file description, so goroutines of one
 // process exclude each other like separate processes do.
 func flockFile(path string, how int) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	unlock, err := flock.Lock(path, how)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store lock: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("snapshot store lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil // closing the last descriptor drops the lock
+	return unlock, nil
 }
 
 type fileTx struct {

@@ -13,6 +13,9 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/berth-project/berth/internal/flock"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned, wrapped, for a volume that does not exist.
@@ -83,28 +86,18 @@ func randomHex(n int) string {
 func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 
 // lock takes the store's lock file (.lock in the store's directory)
-// shared (syscall.LOCK_SH) or exclusive (syscall.LOCK_EX), and returns
+// shared (unix.LOCK_SH) or exclusive (unix.LOCK_EX), and returns
 // the function that releases it. Create holds it shared, Remove and Prune
 // exclusive, so a remove cannot take a volume away between a container
 // being recorded as its user and the container's create finding it: the
 // remove either sees the user, or finishes before the create, which then
 // makes the volume anew.
 func (s *Store) lock(how int) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	unlock, err := flock.Lock(filepath.Join(s.dir, ".lock"), how)
 	if err != nil {
 		return nil, fmt.Errorf("volume store lock: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("volume store lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // Create makes the volume name (a random 64-hex name when name is "" and
@@ -120,7 +113,7 @@ func (s *Store) Create(name string, opts CreateOptions) (v Volume, created bool,
 	if err := ValidName(name); err != nil {
 		return Volume{}, false, fmt.Errorf("create volume: %w", err)
 	}
-	unlock, err := s.lock(syscall.LOCK_SH)
+	unlock, err := s.lock(unix.LOCK_SH)
 	if err != nil {
 		return Volume{}, false, err
 	}
@@ -262,7 +255,7 @@ func (s *Store) List() ([]Volume, error) {
 // Remove deletes the volume name and its content. It refuses when
 // inUse(name) says a container uses it (inUse may be nil).
 func (s *Store) Remove(name string, inUse func(name string) bool) error {
-	unlock, err := s.lock(syscall.LOCK_EX)
+	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
 	}
@@ -293,7 +286,7 @@ func (s *Store) remove(name string) error {
 // Prune removes the unused anonymous volumes, and with all the unused
 // named ones too. It returns the names removed and the bytes freed.
 func (s *Store) Prune(inUse func(string) bool, all bool) (removed []string, bytes int64, err error) {
-	unlock, err := s.lock(syscall.LOCK_EX)
+	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -6,10 +6,10 @@
 package hostnetlock
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"syscall"
+
+	"github.com/berth-project/berth/internal/flock"
+	"golang.org/x/sys/unix"
 )
 
 // Path is the lock file, shared by every checkout on the machine.
@@ -18,19 +18,9 @@ const Path = "/run/lock/berth-tests-hostnet.lock"
 // Lock waits for the host network lock and returns the function that
 // releases it.
 func Lock() (func(), error) {
-	f, err := os.OpenFile(Path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	unlock, err := flock.Lock(Path, unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("host network lock: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("host network lock %s: %w", Path, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-project/berth/internal/flock"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -54,21 +56,11 @@ func Lock(path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock DNS records: %w", err)
 	}
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := flock.Lock(path+".lock", unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("lock DNS records: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock DNS records %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // Update changes the records file at path with fn under its lock and

@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-project/berth/internal/hostnetlock"
+	"github.com/berth-project/berth/internal/testbuild"
 	"github.com/berth-project/berth/internal/testimage"
 )
 
@@ -74,19 +74,11 @@ func run(m *testing.M) int {
 }
 
 func setup() error {
-	wd, err := os.Getwd()
+	exe, err := testbuild.Berth(filepath.Join(baseDir, "bin"))
 	if err != nil {
 		return err
 	}
-	repo := filepath.Clean(filepath.Join(wd, "..", ".."))
-	bin := filepath.Join(baseDir, "bin")
-	build := exec.Command("bash", filepath.Join(repo, "scripts", "build.sh"), bin)
-	build.Dir = repo
-	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
-	}
-	berthExe = filepath.Join(bin, "berth")
+	berthExe = exe
 	storeDir = filepath.Join(baseDir, "root")
 	runDir = filepath.Join(baseDir, "run")
 	img := filepath.Join(baseDir, "images")

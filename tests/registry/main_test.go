@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-project/berth/internal/testbuild"
 	"github.com/berth-project/berth/internal/testimage"
 )
 
@@ -64,19 +64,11 @@ func run(m *testing.M) int {
 }
 
 func setup() error {
-	wd, err := os.Getwd()
+	exe, err := testbuild.Berth(filepath.Join(baseDir, "bin"))
 	if err != nil {
 		return err
 	}
-	repo := filepath.Clean(filepath.Join(wd, "..", ".."))
-	bin := filepath.Join(baseDir, "bin")
-	build := exec.Command("bash", filepath.Join(repo, "scripts", "build.sh"), bin)
-	build.Dir = repo
-	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
-	}
-	berthExe = filepath.Join(bin, "berth")
+	berthExe = exe
 	berthRoot = filepath.Join(baseDir, "berth-root")
 	berthRun = filepath.Join(baseDir, "berth-run")
 	images = filepath.Join(baseDir, "images")

@@ -10,10 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/berth-project/berth/internal/testbuild"
 	"github.com/berth-project/berth/internal/testimage"
 )
 
@@ -71,25 +71,7 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// repoRoot is the repository's top directory: go test runs in the
-// package directory, tests/runtime.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	root := filepath.Clean(filepath.Join(wd, "..", ".."))
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return "", fmt.Errorf("repository root not found from %s: %w", wd, err)
-	}
-	return root, nil
-}
-
 func setup() error {
-	repo, err := repoRoot()
-	if err != nil {
-		return err
-	}
 	binDir := filepath.Join(baseDir, "bin")
 	if err := os.Mkdir(binDir, 0o755); err != nil {
 		return err
@@ -97,11 +79,8 @@ func setup() error {
 	berthExe = filepath.Join(binDir, "berth")
 	berthRunc = filepath.Join(binDir, "berth-runc")
 	// The binary berth ships: static, from the project's build script.
-	build := exec.Command("bash", filepath.Join(repo, "scripts", "build.sh"), binDir)
-	build.Dir = repo
-	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(runtime.GOROOT(), "bin"))
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("scripts/build.sh: %v\n%s", err, out)
+	if _, err := testbuild.Berth(binDir); err != nil {
+		return err
 	}
 
 	imgDir := filepath.Join(baseDir, "images")
