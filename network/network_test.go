@@ -167,7 +167,8 @@ func TestRemoveAndPrune(t *testing.T) {
 	if err := m.Remove("a", used); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Inspect("a"); err == nil {
+	// "a" may still resolve, as the prefix of another network's ID.
+	if n, err := m.Inspect("a"); err == nil && n.Name == "a" {
 		t.Error("a removed network is still there")
 	}
 	pruned, err := m.Prune(used)
