@@ -22,12 +22,13 @@ import (
 // state.json) runs here. That saves the Go runtime's start-up of a
 // `berth runtime run` process per container start. The container's
 // runtime state is where `berth runtime` (and the engine's kill, exec,
-// pause) find it. On error l is aborted.
+// pause) find it. beforeStart runs once the container is created, before
+// its process may start; its error fails the start. On error l is aborted.
 //
 // If this process dies before the container runs, the monitor kills what
 // it started and exits without recording an exit; the next start or
 // remove clears what is left (see clearLeftovers).
-func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.Options, dir string) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.Options, dir string, beforeStart func() error) (_ *monitor.Conn, _ monitor.Started, retErr error) {
 	defer func() {
 		if retErr != nil {
 			l.Abort()
@@ -37,7 +38,7 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
 	}
-	o := container.CreateOpts{ID: c.ID, Bundle: dir, Starter: l}
+	o := container.CreateOpts{ID: c.ID, Bundle: dir, Starter: l, BeforeStart: beforeStart}
 	if mo.Terminal {
 		var err error
 		if o.Console, err = monitor.DialConsole(mo.RunDir); err != nil {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,19 +202,33 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		}()
 	}
 
-	if err := s.mountRootfs(c.ID, rootfs); err != nil {
-		return nil, monitor.Started{}, err
-	}
+	// The CNI ADD runs while the rootfs is mounted, the bundle written
+	// and (in process) the runtime creates the container:
+	// finishNetwork waits for it.
+	finishNetwork := func() error { return nil }
 	defer func() {
 		if retErr != nil {
+			finishNetwork() // the ADD's goroutine, before its teardown
 			snapshot.Unmount(rootfs)
 			s.runtime().deleteState(c.ID)
 			s.teardownNetwork(ctx, c)
 			os.RemoveAll(run)
 		}
 	}()
-	if err := s.setupNetwork(ctx, c); err != nil {
+	finish, err := s.beginNetwork(ctx, c)
+	if err != nil {
 		return nil, monitor.Started{}, err
+	}
+	finishNetwork = finish
+	if err := s.mountRootfs(c.ID, rootfs); err != nil {
+		return nil, monitor.Started{}, err
+	}
+	if launched == nil || netSysctls(c) {
+		// The runtime's create writes the container's net.* sysctls,
+		// some of its interfaces'; an external runtime starts at once.
+		if err := finishNetwork(); err != nil {
+			return nil, monitor.Started{}, err
+		}
 	}
 	spec, err := s.bundle(c, dir, rootfs)
 	if err != nil {
@@ -228,7 +243,17 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		if err != nil {
 			return nil, monitor.Started{}, err
 		}
-		return s.launch(c, l, mo, dir)
+		// Before the container's process starts: the network's ADD
+		// done and what it gave written into the files bundle wrote
+		// without it (/etc/hosts' own addresses, resolv.conf's name
+		// server on networks that resolve names).
+		beforeStart := func() error {
+			if err := finishNetwork(); err != nil {
+				return err
+			}
+			return s.rewriteEtcFiles(c, dir)
+		}
+		return s.launch(c, l, mo, dir, beforeStart)
 	}
 	// Another binary than this process's (a library user's): the
 	// monitor runs it as the runtime.
@@ -269,25 +294,9 @@ func logLimits(opts map[string]string) (int64, int, error) {
 
 // bundle writes the container's /etc files and config.json into dir.
 func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec, error) {
-	hostname := c.Config.Hostname
-	hostNet := c.HostConfig.NetworkMode == "host"
-	if hostname == "" {
-		hostname = c.ID[:12]
-		if hostNet {
-			hostname, _ = os.Hostname()
-		}
-	}
-	hostHosts, _ := os.ReadFile("/etc/hosts")
-	hosts, err := oci.Hosts(hostname, c.HostConfig.ExtraHosts, hostNet, hostHosts)
+	hostname, files, err := etcFiles(c)
 	if err != nil {
 		return nil, err
-	}
-	hosts = append(hosts, hostsEntries(c, hostname)...)
-	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
-	files := map[string][]byte{
-		"hostname":    []byte(hostname + "\n"),
-		"hosts":       hosts,
-		"resolv.conf": resolvConf(c, hostResolv),
 	}
 	for name, data := range files {
 		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -327,6 +336,66 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 		return nil, err
 	}
 	return spec, nil
+}
+
+// etcFiles are the contents of c's /etc/hostname, /etc/hosts and
+// /etc/resolv.conf (by their names in the bundle), from its config and
+// c.NetworkSettings, and its hostname.
+func etcFiles(c *containers.Container) (string, map[string][]byte, error) {
+	hostname := c.Config.Hostname
+	hostNet := c.HostConfig.NetworkMode == "host"
+	if hostname == "" {
+		hostname = c.ID[:12]
+		if hostNet {
+			hostname, _ = os.Hostname()
+		}
+	}
+	hostHosts, _ := os.ReadFile("/etc/hosts")
+	hosts, err := oci.Hosts(hostname, c.HostConfig.ExtraHosts, hostNet, hostHosts)
+	if err != nil {
+		return "", nil, err
+	}
+	hosts = append(hosts, hostsEntries(c, hostname)...)
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
+	return hostname, map[string][]byte{
+		"hostname":    []byte(hostname + "\n"),
+		"hosts":       hosts,
+		"resolv.conf": resolvConf(c, hostResolv),
+	}, nil
+}
+
+// rewriteEtcFiles brings the /etc files bundle wrote in dir up to date
+// with c.NetworkSettings once its network is attached. The runtime has
+// already bind-mounted them into the container (which has not started
+// yet): a changed file's content is rewritten in place, since a new
+// file renamed over it would not be the one mounted.
+func (s *Store) rewriteEtcFiles(c *containers.Container, dir string) error {
+	_, files, err := etcFiles(c)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"hosts", "resolv.conf"} {
+		path := filepath.Join(dir, name)
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+		if bytes.Equal(old, files[name]) {
+			continue
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+		_, err = f.Write(files[name])
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("container %s: write %s: %w", c.ID, path, err)
+		}
+	}
+	return nil
 }
 
 // specMount is the OCI mount of a resolved container mount.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/moby/api/types/container"
 	mobynet "github.com/moby/moby/api/types/network"
@@ -41,60 +42,88 @@ func networkName(mode container.NetworkMode) string {
 	return string(mode)
 }
 
-// setupNetwork gives c, before its runtime starts, the network of its
+// beginNetwork gives c, before its runtime starts, the network of its
 // mode: for bridge and user networks a network namespace of its own,
 // attached through CNI with its published ports; for container:NAME that
-// container's. It records the result in c.NetworkSettings, which bundle
-// reads (SandboxKey is the namespace to join). On error nothing is left.
-// On networks that resolve names, c's names go into the network's name
-// records (see registerNames).
-func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retErr error) {
+// container's. It works in two steps, so that the CNI ADD (the plugins'
+// executions, most of a network's cost) runs while the container is
+// being created: beginNetwork makes the network namespace, sets
+// c.NetworkSettings to name it (SandboxKey, all bundle and the runtime's
+// create need), starts the ADD in a goroutine and returns. finish waits
+// for the ADD, then records its result in c.NetworkSettings and, on
+// networks that resolve names, c's names in the network's name records
+// (see registerNames). finish must be called (also when the start fails:
+// it is what waits for the goroutine); a second call returns the first
+// one's error. On an error of either step the namespace is removed and
+// nothing is left attached.
+func (s *Store) beginNetwork(ctx context.Context, c *containers.Container) (finish func() error, _ error) {
+	none := func() error { return nil }
 	c.NetworkSettings = nil
 	mode := c.HostConfig.NetworkMode
 	if mode.IsContainer() {
 		other, err := s.Container(ctx, mode.ConnectedContainer())
 		if err != nil {
-			return fmt.Errorf("network mode %s: %w", mode, err)
+			return nil, fmt.Errorf("network mode %s: %w", mode, err)
 		}
 		if other.State.Status != containers.Running || other.State.Pid == 0 {
-			return fmt.Errorf("cannot join network of a non running container: %s: %w", other.Name, ErrConflict)
+			return nil, fmt.Errorf("cannot join network of a non running container: %s: %w", other.Name, ErrConflict)
 		}
 		c.NetworkSettings = &container.NetworkSettings{SandboxKey: fmt.Sprintf("/proc/%d/ns/net", other.State.Pid)}
-		return nil
+		return none, nil
 	}
 	name := networkName(mode)
 	if name == "" {
-		return nil
+		return none, nil
 	}
 	ports, err := s.portMappings(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.finishPendingTeardowns(ctx, false)
 	mgr := s.Networks()
 	if _, err := mgr.Inspect(name); err != nil {
-		return err
+		return nil, err
 	}
 	// What a start that died half-way left: its attachments, its netns.
 	if err := mgr.Detach(ctx, c.ID); err != nil {
-		return err
+		return nil, err
 	}
 	ns := s.netnsPath(c.ID)
 	network.RemoveNS(ns)
 	if err := network.NewNS(ns); err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		if retErr != nil {
-			network.RemoveNS(ns)
-		}
-	}()
+	c.NetworkSettings = &container.NetworkSettings{SandboxKey: ns}
+
 	// The network mode's network and those of network connect, with
 	// the user's aliases, fixed addresses and MAC.
-	results, err := mgr.Attach(ctx, c.ID, ns, attachments(c), ports)
-	if err != nil {
-		return err
-	}
+	nets := attachments(c)
+	var results []network.Result
+	var attachErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		results, attachErr = mgr.Attach(ctx, c.ID, ns, nets, ports)
+	}()
+	var once sync.Once
+	var finishErr error
+	return func() error {
+		once.Do(func() {
+			<-done
+			if finishErr = attachErr; finishErr == nil {
+				finishErr = s.recordNetwork(c, ns, results, ports)
+			}
+			if finishErr != nil {
+				network.RemoveNS(ns)
+			}
+		})
+		return finishErr
+	}, nil
+}
+
+// recordNetwork sets c.NetworkSettings from the CNI results of its
+// attachment and registers its names.
+func (s *Store) recordNetwork(c *containers.Container, ns string, results []network.Result, ports []network.PortMapping) error {
 	settings := &container.NetworkSettings{SandboxKey: ns, Networks: map[string]*mobynet.EndpointSettings{}}
 	for _, r := range results {
 		ep := &mobynet.EndpointSettings{NetworkID: r.NetworkID, EndpointID: c.ID[:12] + "-" + r.IfName,
@@ -123,7 +152,20 @@ func (s *Store) setupNetwork(ctx context.Context, c *containers.Container) (retE
 	return s.registerNames(c, results, settings)
 }
 
-// teardownNetwork undoes setupNetwork for c: CNI DEL of what libcni's
+// netSysctls reports whether c sets a sysctl of its network namespace:
+// the runtime's create writes them, and those of an interface (and the
+// values CNI's plugins set, which the user's override) need the CNI ADD
+// done first.
+func netSysctls(c *containers.Container) bool {
+	for k := range c.HostConfig.Sysctls {
+		if strings.HasPrefix(strings.ReplaceAll(k, "/", "."), "net.") {
+			return true
+		}
+	}
+	return false
+}
+
+// teardownNetwork undoes beginNetwork for c: CNI DEL of what libcni's
 // cache says was added (so it works after a crash and twice) and the
 // removal of its network namespace.
 //

@@ -107,7 +107,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, net
 		if err != nil {
 			// ADD may have done part of its work and cached nothing:
 			// DEL with the same arguments undoes it.
-			m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt)
+			m.undoAdd(context.WithoutCancel(ctx), list, rt)
 			return nil, fmt.Errorf("attach to network %s: %w", n.Name, err)
 		}
 		if err := m.ensureRules(n); err != nil {
@@ -212,6 +212,40 @@ func withoutPlugin(list *libcni.NetworkConfigList, typ string) (*libcni.NetworkC
 		keep = append(keep, p)
 	}
 	raw["plugins"] = keep
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.ConfListFromBytes(data)
+}
+
+// undoAdd undoes what a failed ADD of list did: DEL of the list, and
+// while that fails, DEL of the list without its last plugin. libcni's
+// DEL stops at the first plugin that fails, last first: a plugin that
+// fails (one that does not exist) after bridge would otherwise leave
+// bridge's veth and host-local's lease. DEL of a plugin that added
+// nothing does nothing.
+func (m *Manager) undoAdd(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	for m.cni.DelNetworkList(ctx, list, rt) != nil && len(list.Plugins) > 1 {
+		shorter, err := firstPlugins(list, len(list.Plugins)-1)
+		if err != nil {
+			return
+		}
+		list = shorter
+	}
+}
+
+// firstPlugins is list with only its first n plugins.
+func firstPlugins(list *libcni.NetworkConfigList, n int) (*libcni.NetworkConfigList, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(list.Bytes, &raw); err != nil {
+		return nil, fmt.Errorf("network config %s: %w", list.Name, err)
+	}
+	plugins, _ := raw["plugins"].([]any)
+	if n > len(plugins) {
+		n = len(plugins)
+	}
+	raw["plugins"] = plugins[:n]
 	data, err := json.Marshal(raw)
 	if err != nil {
 		return nil, err

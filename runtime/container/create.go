@@ -41,6 +41,10 @@ type CreateOpts struct {
 	// Starter, when set, starts stage 0 in place of this process (see
 	// Starter); Stdio is then ignored.
 	Starter Starter
+	// BeforeStart, when set, is called by Launch once the container is
+	// created, before its process is allowed to start; an error deletes
+	// the container and is Launch's.
+	BeforeStart func() error
 	// spec, when set, is the bundle's config already loaded by Run.
 	spec *specs.Spec
 }

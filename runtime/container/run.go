@@ -104,6 +104,12 @@ func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
 		return nil, err
 	}
 	defer p.sock.Close()
+	if o.BeforeStart != nil {
+		if err := o.BeforeStart(); err != nil {
+			c.Delete(true)
+			return nil, err
+		}
+	}
 	if err := p.send(message{Type: msgStart}); err != nil {
 		c.Delete(true)
 		return nil, err
