@@ -1074,6 +1074,33 @@ static void close_inherited(int keep)
 	closedir(d);
 }
 
+enum phase { RUNTIME, RUNNING, DRAIN };
+
+// container_running is the move to RUNNING once init's pid is known: it
+// tells the caller the pid, closes the sync channel and starts the health
+// check timing. Init may be gone already, or (named wrongly, or reaped by
+// the runtime) not be our child at all, its status then unknown: then it
+// returns DRAIN, with the status and the drain deadline set.
+static enum phase container_running(pid_t init, int *init_status, long long *drain_until,
+				    long long *running_since, long long *next_health)
+{
+	int32_t ip = (int32_t)init;
+	sync_send('P', &ip, sizeof(ip));
+	if (sync_fd >= 0)
+		close(sync_fd);
+	sync_fd = -1;
+	*running_since = now_ns(CLOCK_MONOTONIC);
+	*next_health = *running_since + health_interval(*running_since, *running_since);
+	int st;
+	pid_t w = waitpid(init, &st, WNOHANG);
+	if (w == init || (w < 0 && errno == ECHILD)) {
+		*init_status = w == init ? st : (255 << 8);
+		*drain_until = now_ns(CLOCK_MONOTONIC) + DRAIN_NS;
+		return DRAIN;
+	}
+	return RUNNING;
+}
+
 static void monitor_main(void)
 {
 	close_inherited(sync_fd);
@@ -1189,7 +1216,7 @@ static void monitor_main(void)
 	}
 	int ccon = -1; // an accepted console.sock connection, before the pty comes
 
-	enum { RUNTIME, RUNNING, DRAIN } phase = RUNTIME;
+	enum phase phase = RUNTIME;
 	pid_t init = -1, health = 0;
 	int init_status = 0;
 	// next_health is when the next health check starts; 0 while one
@@ -1312,23 +1339,8 @@ static void monitor_main(void)
 				if (read_all(sync_fd, &ip, sizeof(ip)) < 0)
 					die("monitor: read init pid");
 				init = (pid_t)ip;
-				sync_send('P', &ip, sizeof(ip));
-				if (sync_fd >= 0)
-					close(sync_fd);
-				sync_fd = -1;
-				phase = RUNNING;
-				running_since = now_ns(CLOCK_MONOTONIC);
-				next_health = running_since + health_interval(running_since, running_since);
-				// Init was held unreaped until now: it may have
-				// exited already, or (named wrongly) not be our
-				// child: then its status is unknown.
-				int ist;
-				pid_t w2 = waitpid(init, &ist, WNOHANG);
-				if (w2 == init || (w2 < 0 && errno == ECHILD)) {
-					init_status = w2 == init ? ist : (255 << 8);
-					phase = DRAIN;
-					drain_until = now_ns(CLOCK_MONOTONIC) + DRAIN_NS;
-				}
+				// Init was held unreaped until now.
+				phase = container_running(init, &init_status, &drain_until, &running_since, &next_health);
 			} else {
 				kill_children();
 				errno = 0;
@@ -1380,24 +1392,7 @@ static void monitor_main(void)
 				errno = 0;
 				die("monitor: no pid in the runtime's pid file %s", cfg.pidfile);
 			}
-			int32_t ip = (int32_t)init;
-			sync_send('P', &ip, sizeof(ip));
-			if (sync_fd >= 0)
-				close(sync_fd);
-			sync_fd = -1;
-			phase = RUNNING;
-			running_since = now_ns(CLOCK_MONOTONIC);
-			next_health = running_since + health_interval(running_since, running_since);
-			// The init may be gone already, or (if the runtime
-			// reaped it) not our child at all: then its status
-			// is unknown.
-			int ist;
-			pid_t w2 = waitpid(init, &ist, WNOHANG);
-			if (w2 == init || (w2 < 0 && errno == ECHILD)) {
-				init_status = w2 == init ? ist : (255 << 8);
-				phase = DRAIN;
-				drain_until = now_ns(CLOCK_MONOTONIC) + DRAIN_NS;
-			}
+			phase = container_running(init, &init_status, &drain_until, &running_since, &next_health);
 		}
 		// Reap every child: we are the subreaper of the container's
 		// orphans too.
