@@ -1,5 +1,8 @@
 #!/bin/bash
-# Build berth as one static binary, with the berth-runc link beside it.
+# Build berth as a static binary, with the berth-runc link beside it, and
+# berth-init, the small static binary containers start from (berth uses
+# its built-in init when berth-init is not beside it; the two must come
+# from one build).
 # usage: scripts/build.sh [OUTDIR]   (default: bin)
 #
 # Static: every container start execs berth twice (the runtime, then the
@@ -12,5 +15,7 @@ cd "$(dirname "$0")/.."
 out=${1:-bin}
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
 mkdir -p "$out"
-go build -trimpath -tags osusergo,netgo,sqlite_omit_load_extension -ldflags '-linkmode external -extldflags "-static"' -o "$out/berth" ./cmd/berth
+flags=(-trimpath -tags osusergo,netgo,sqlite_omit_load_extension -ldflags '-linkmode external -extldflags "-static"')
+go build "${flags[@]}" -o "$out/berth" ./cmd/berth
+go build "${flags[@]}" -o "$out/berth-init" ./cmd/berth-init
 ln -sf berth "$out/berth-runc"

@@ -88,7 +88,7 @@ vm_run() {
   local d=$1
   go test -c -o "$d/cgroups.test" ./cgroups/ || return 1
   go test -c -o "$d/rootfs.test" ./runtime/rootfs/ || return 1
-  cp bin/berth "$d/berth" && ln -s berth "$d/berth-runc"
+  cp bin/berth bin/berth-init "$d/" && ln -s berth "$d/berth-runc"
   # A bundle from the busybox test image, made on the host (the VM has no python).
   python3 "$SHARED/images/make-test-images.py" "$d/img" busybox >/dev/null || return 1
   python3 - "$d" <<'PY' || return 1

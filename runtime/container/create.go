@@ -51,8 +51,11 @@ type CreateOpts struct {
 
 // initConfig is what the parent sends init (or an exec'd process).
 type initConfig struct {
-	Exec bool        `json:"exec,omitempty"`
-	Spec *specs.Spec `json:"spec"`
+	// Protocol is initProtocol of the parent's build; init refuses
+	// another (a berth-init left from another build of berth).
+	Protocol string      `json:"protocol"`
+	Exec     bool        `json:"exec,omitempty"`
+	Spec     *specs.Spec `json:"spec"`
 	// Seccomp is linux.seccomp compiled by the parent.
 	Seccomp      *seccomp.Program `json:"seccomp,omitempty"`
 	ID           string           `json:"id"`
@@ -168,7 +171,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	}
 	sp.timens = timensOffsets(s.Linux.TimeOffsets)
 
-	cfg := &initConfig{Spec: initSpec(s), Seccomp: filter, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+	cfg := &initConfig{Protocol: initProtocol, Spec: initSpec(s), Seccomp: filter, ID: o.ID, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NoMountNS: !mountNS, UserNS: userns, NewNetNS: newNet, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	next := len(sp.preserve) + 4 // after stdio, preserved fds and the sync socket
 	if !o.Run {

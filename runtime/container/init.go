@@ -43,6 +43,11 @@ func Init() {
 	if err == nil && m.Config == nil {
 		err = fmt.Errorf("no config from the runtime")
 	}
+	if err == nil && m.Config.Protocol != initProtocol {
+		exe, _ := os.Readlink("/proc/self/exe")
+		err = fmt.Errorf("container init %s speaks init protocol %q, the runtime %q: berth and %s must come from one build (scripts/build.sh)",
+			exe, initProtocol, m.Config.Protocol, InitName)
+	}
 	if err == nil {
 		if m.Config.Exec {
 			err = execInit(p, m.Config)

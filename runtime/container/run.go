@@ -168,7 +168,7 @@ func (r *Runtime) Exec(c *Container, o ExecOpts) (int, error) {
 	}
 	s := *initSpec(c.State.Spec)
 	s.Process = o.Process
-	cfg := &initConfig{Exec: true, Spec: &s, Seccomp: filter, ID: c.State.ID, Bundle: c.State.Bundle, HostPid: c.State.Pid,
+	cfg := &initConfig{Protocol: initProtocol, Exec: true, Spec: &s, Seccomp: filter, ID: c.State.ID, Bundle: c.State.Bundle, HostPid: c.State.Pid,
 		UserNS: userns, PreserveFds: len(sp.preserve), FifoFd: -1, ConsoleFd: -1}
 	var local *os.File
 	if o.Process.Terminal {

@@ -86,7 +86,7 @@ const (
 )
 
 func (r *Runtime) sealedExe() (*os.File, error) {
-	f, err := exeseal.Open(filepath.Join(r.Root, ".empty"))
+	f, err := exeseal.Open(r.initBinary(), filepath.Join(r.Root, ".empty"))
 	if err != nil {
 		return nil, err
 	}

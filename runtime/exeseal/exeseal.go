@@ -22,21 +22,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Open returns an O_PATH (or memfd) handle of the running binary that can
-// be executed through /proc/self/fd/N and never written. emptyDir must be
-// an empty directory berth owns (overlayfs needs two lower layers).
-func Open(emptyDir string) (*os.File, error) {
-	if f, err := openOverlay(emptyDir); err == nil {
+// Open returns an O_PATH (or memfd) handle of the binary at exe (the
+// running binary when exe is "") that can be executed through
+// /proc/self/fd/N and never written. emptyDir must be an empty directory
+// berth owns (overlayfs needs two lower layers).
+func Open(exe, emptyDir string) (*os.File, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return openMemfd("/proc/self/exe")
+		}
+	}
+	if f, err := openOverlay(exe, emptyDir); err == nil {
 		return f, nil
 	}
-	return openMemfd()
+	return openMemfd(exe)
 }
 
-func openOverlay(emptyDir string) (*os.File, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+func openOverlay(exe, emptyDir string) (*os.File, error) {
 	dir, base := filepath.Split(exe)
 	dir = filepath.Clean(dir)
 	// ':' ',' and '\' are separators or escapes in overlay options.
@@ -69,8 +72,8 @@ func openOverlay(emptyDir string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "berth (sealed overlay)"), nil
 }
 
-func openMemfd() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
+func openMemfd(exe string) (*os.File, error) {
+	src, err := os.Open(exe)
 	if err != nil {
 		return nil, fmt.Errorf("seal runtime binary: %w", err)
 	}

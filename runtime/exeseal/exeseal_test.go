@@ -15,6 +15,13 @@ import (
 // (CVE-2019-5736).
 func checkSealed(t *testing.T, f *os.File) {
 	t.Helper()
+	checkSealedOf(t, f, "/proc/self/exe", "-test.run=^$")
+}
+
+// checkSealedOf checks the sealed handle f of the binary src, which must
+// run with args.
+func checkSealedOf(t *testing.T, f *os.File, src string, args ...string) {
+	t.Helper()
 	path := "/proc/self/fd/" + itoa(int(f.Fd()))
 	// An overlay without an upper layer refuses the open; a sealed memfd
 	// opens but refuses every write and truncation.
@@ -26,13 +33,13 @@ func checkSealed(t *testing.T, f *os.File) {
 			t.Errorf("the sealed binary can be changed: write %v, truncate %v", werr, terr)
 		}
 	}
-	// It still is the test binary and runs.
-	want, _ := os.ReadFile("/proc/self/exe")
+	// It still is the binary and runs.
+	want, _ := os.ReadFile(src)
 	got, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("sealed content differs from the binary (%v)", err)
 	}
-	cmd := exec.Command(path, "-test.run=^$")
+	cmd := exec.Command(path, args...)
 	cmd.ExtraFiles = nil
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("exec the sealed binary: %v\n%s", err, out)
@@ -49,7 +56,11 @@ func appendInt(b []byte, n int) []byte {
 }
 
 func TestOverlay(t *testing.T) {
-	f, err := openOverlay(t.TempDir())
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := openOverlay(exe, t.TempDir())
 	if err != nil {
 		t.Skipf("overlayfs not available here: %v", err)
 	}
@@ -65,7 +76,7 @@ func TestOverlay(t *testing.T) {
 }
 
 func TestMemfd(t *testing.T) {
-	f, err := openMemfd()
+	f, err := openMemfd("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +88,34 @@ func TestMemfd(t *testing.T) {
 	}
 	if _, err := f.WriteAt([]byte("x"), 0); !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EBADF) {
 		t.Errorf("write to the sealed memfd: %v", err)
+	}
+}
+
+// Open of another binary (berth-init beside berth) seals that binary, not
+// the running one, whichever way it is sealed.
+func TestOpenOther(t *testing.T) {
+	dir := t.TempDir()
+	other := dir + "/true"
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := os.WriteFile(other, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(other, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkSealedOf(t, f, other)
+	m, err := openMemfd(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	checkSealedOf(t, m, other)
+	if _, err := Open(dir+"/missing", t.TempDir()); err == nil {
+		t.Error("Open of a missing binary succeeded")
 	}
 }

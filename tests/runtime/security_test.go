@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,38 +21,66 @@ import (
 )
 
 // TestCVE2019_5736: a container process that holds its init's
-// /proc/PID/exe must not be able to write the runtime binary once the
-// runtime has exited. Without exeseal the init would be the on-disk berth
-// binary: after the container is killed nothing executes it, so an
-// O_WRONLY open through the held handle would succeed (no ETXTBSY) and
-// could overwrite the host's runtime. The test uses a copy of the binary,
-// so a failing defence cannot damage anything.
+// /proc/PID/exe must not be able to write the runtime's binaries once the
+// runtime has exited. Without exeseal the init would be the on-disk
+// berth-init (or berth, where no berth-init sits beside it): after the
+// container is killed nothing executes it, so an O_WRONLY open through
+// the held handle would succeed (no ETXTBSY) and could overwrite the
+// host's binary. The test uses copies of the binaries, so a failing
+// defence cannot damage anything. It also checks which binary the init
+// is: berth-init when present (the fast start), else berth's own.
 func TestCVE2019_5736(t *testing.T) {
+	for _, withInit := range []bool{true, false} {
+		name := "berth-init"
+		if !withInit {
+			name = "built-in init"
+		}
+		t.Run(name, func(t *testing.T) { testExeSealed(t, withInit) })
+	}
+}
+
+func testExeSealed(t *testing.T, withInit bool) {
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "berth")
 	copyFile(t, berthExe, exe, 0o755)
+	bins := []string{exe}
+	initExe := exe
+	if withInit {
+		initExe = filepath.Join(dir, "berth-init")
+		copyFile(t, filepath.Join(filepath.Dir(berthExe), "berth-init"), initExe, 0o755)
+		bins = append(bins, initExe)
+	}
 	if err := os.Symlink("berth", filepath.Join(dir, "berth-runc")); err != nil {
 		t.Fatal(err)
 	}
-	before := sha256File(t, exe)
+	before := map[string]string{}
+	for _, b := range bins {
+		before[b] = sha256File(t, b)
+	}
 	r := newRT(t)
 	r.bin = filepath.Join(dir, "berth-runc")
-	id, _, _ := r.create(newSpec(t)) // init is berth, waiting for start
+	id, _, _ := r.create(newSpec(t)) // init waits for start
 	pid := r.state(id).Pid
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/exe", pid), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("open /proc/%d/exe: %v", pid, err)
 	}
 	defer unix.Close(fd)
-	var held, disk unix.Stat_t
+	var held unix.Stat_t
 	if err := unix.Fstat(fd, &held); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Stat(exe, &disk); err != nil {
-		t.Fatal(err)
+	for _, b := range bins {
+		var disk unix.Stat_t
+		if err := unix.Stat(b, &disk); err != nil {
+			t.Fatal(err)
+		}
+		if held.Dev == disk.Dev && held.Ino == disk.Ino {
+			t.Errorf("the container's init executes the on-disk binary %s itself", b)
+		}
 	}
-	if held.Dev == disk.Dev && held.Ino == disk.Ino {
-		t.Errorf("the container's init executes the on-disk runtime binary %s itself", exe)
+	if got := sha256File(t, fmt.Sprintf("/proc/self/fd/%d", fd)); got != before[initExe] {
+		t.Errorf("the container's init is not a copy of %s", initExe)
 	}
 	r.ok("kill", id, "KILL")
 	r.waitStatus(id, "stopped")
@@ -70,8 +100,10 @@ func TestCVE2019_5736(t *testing.T) {
 		}
 		t.Logf("open for writing (flags %#x): %v", flag, err)
 	}
-	if after := sha256File(t, exe); after != before {
-		t.Errorf("runtime binary changed: sha256 %s -> %s", before, after)
+	for _, b := range bins {
+		if after := sha256File(t, b); after != before[b] {
+			t.Errorf("%s changed: sha256 %s -> %s", b, before[b], after)
+		}
 	}
 }
 
@@ -266,4 +298,29 @@ func TestCVE2025_31133(t *testing.T) {
 	if target, err := os.Readlink(filepath.Join(dev, "null")); err != nil || target != "/etc/passwd" {
 		t.Errorf("crafted /dev/null changed: %q, %v", target, err)
 	}
+}
+
+// TestInitProtocolMismatch: a berth-init from another build (here one
+// built to speak protocol "0") is refused with one clear line, and the
+// failed create leaves nothing behind.
+func TestInitProtocolMismatch(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, berthExe, filepath.Join(dir, "berth"), 0o755)
+	if err := os.Symlink("berth", filepath.Join(dir, "berth-runc")); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-tags", "osusergo,netgo",
+		"-ldflags", "-X github.com/berth-project/berth/runtime/container.initProtocol=0",
+		"-o", filepath.Join(dir, "berth-init"), "github.com/berth-project/berth/cmd/berth-init")
+	build.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":"+filepath.Join(goruntime.GOROOT(), "bin"))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build berth-init: %v\n%s", err, out)
+	}
+	r := newRT(t)
+	r.bin = filepath.Join(dir, "berth-runc")
+	bundle := writeBundle(t, newSpec(t))
+	id := r.newID()
+	res := r.fails("create", "--bundle", bundle, id)
+	oneLine(t, res, `speaks init protocol "0"`, "one build")
+	r.nothingLeft(id, bundle)
 }
