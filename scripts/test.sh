@@ -30,12 +30,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 passed=0; failed=0; failures=()
+# disk_free: the free space where the suite writes (a full disk once cut
+# a CI run's output short without a word, so every step says it).
+disk_free() { df -Ph / /tmp "${XDG_CACHE_HOME:-$HOME/.cache}" 2>/dev/null | awk 'NR > 1 && !seen[$1]++ { printf "%s%s free on %s", sep, $4, $6; sep = ", " } END { print "" }'; }
+echo "== disk: $(disk_free)"
 step() { # name command...
   local name=$1; shift
   echo "== $name"
   local t0=$SECONDS
-  if "$@"; then passed=$((passed+1)); echo "== $name: ok ($((SECONDS-t0))s)"
-  else failed=$((failed+1)); failures+=("$name"); echo "== $name: FAILED ($((SECONDS-t0))s)"; fi
+  if "$@"; then passed=$((passed+1)); echo "== $name: ok ($((SECONDS-t0))s; $(disk_free))"
+  else failed=$((failed+1)); failures+=("$name"); echo "== $name: FAILED ($((SECONDS-t0))s; $(disk_free))"; fi
 }
 
 # crane, for tests/registry's real-client tests, which look for it in this
