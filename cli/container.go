@@ -185,11 +185,19 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 	ctx := cmd.Context()
 	var conn *monitor.Conn
 	var err error
+	// Without a restart policy this process cleans up after the exit
+	// (WaitContainer below): the monitor need not start another berth
+	// for it. With one, the monitor's cleanup decides what follows. A
+	// start claims it before the container runs (one that exits at once
+	// would otherwise beat the claim).
+	claim := c.HostConfig.RestartPolicy.Name == "" || c.HostConfig.RestartPolicy.Name == "no"
+	claimed := false
 	if start {
-		c, conn, err = s.StartContainer(ctx, c.ID, engine.StartOptions{Attach: true})
+		c, conn, err = s.StartContainer(ctx, c.ID, engine.StartOptions{Attach: true, ClaimCleanup: claim})
 		if err != nil {
 			return 0, err
 		}
+		claimed = conn != nil
 	} else if conn, err = monitor.Attach(s.RunDir(c.ID)); err != nil {
 		return 0, fmt.Errorf("attach to %s: %w", c.Name, err)
 	}
@@ -199,10 +207,7 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 		}
 	}
 	defer conn.Close()
-	if rp := c.HostConfig.RestartPolicy.Name; rp == "" || rp == "no" {
-		// This process cleans up after the exit (WaitContainer below):
-		// the monitor need not start another berth for it. With a
-		// restart policy the monitor's cleanup decides what follows.
+	if claim && !claimed {
 		conn.ClaimCleanup()
 	}
 	stdin := int(os.Stdin.Fd())

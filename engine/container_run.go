@@ -44,6 +44,9 @@ type StartOptions struct {
 	// Attach connects to the container's stdio before it starts, so no
 	// output is lost: StartContainer returns the connection.
 	Attach bool
+	// ClaimCleanup (with Attach): the caller cleans up after the exit
+	// (WaitContainer), not the monitor's exit command.
+	ClaimCleanup bool
 	// policyRestart is a restart by the restart policy (see
 	// restartAfterBackoff): it keeps RestartCount and gives up if the
 	// container is no longer waiting to be restarted.
@@ -165,13 +168,14 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		return nil, monitor.Started{}, err
 	}
 	mo := monitor.Options{
-		Exe:         exe,
-		RunDir:      run,
-		Terminal:    c.Config.Tty, // the spec's process.terminal (checked below)
-		Stdin:       c.Config.OpenStdin,
-		StdinOnce:   c.Config.StdinOnce,
-		Attach:      opts.Attach,
-		ExitCommand: []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+		Exe:          exe,
+		RunDir:       run,
+		Terminal:     c.Config.Tty, // the spec's process.terminal (checked below)
+		Stdin:        c.Config.OpenStdin,
+		StdinOnce:    c.Config.StdinOnce,
+		Attach:       opts.Attach,
+		ClaimCleanup: opts.Attach && opts.ClaimCleanup,
+		ExitCommand:  []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
 	}
 	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
 		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")

@@ -1434,6 +1434,12 @@ static void monitor_main(void)
 	int claimed = 0; // a claiming client got the exit frame
 	while (nclients > 0) {
 		struct client *c = clients[nclients - 1];
+		// A claim the client sent just before the exit may still be
+		// unread (a container that exits at once): read what it sent.
+		if (!c->claims && client_read(c) < 0) {
+			drop_client(nclients - 1);
+			continue;
+		}
 		int fl = fcntl(c->fd, F_GETFL);
 		if (fl >= 0)
 			fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);

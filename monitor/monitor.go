@@ -71,6 +71,11 @@ type Options struct {
 	// ExitCommand runs (detached) after the container exited and the
 	// exit file is written.
 	ExitCommand []string
+	// ClaimCleanup (with Attach) has the first attach connection claim
+	// the cleanup (Conn.ClaimCleanup) before the container starts, so
+	// that even a container that exits at once leaves it to that client
+	// rather than to ExitCommand.
+	ClaimCleanup bool
 	// HealthCmd runs while the container runs, one at a time, as docker
 	// times its checks: each waits HealthInterval after the container's
 	// start or the last check's end, or HealthStartInterval instead
@@ -275,6 +280,12 @@ func launch(ctx context.Context, o Options, attach, inline bool) (_ *Launcher, r
 		if attach {
 			if l.conn, err = Attach(o.RunDir); err != nil {
 				return nil, l.fail(ctx, err)
+			}
+			if o.ClaimCleanup {
+				if err := l.conn.ClaimCleanup(); err != nil {
+					l.conn.Close()
+					return nil, l.fail(ctx, fmt.Errorf("monitor: claim the cleanup: %w", err))
+				}
 			}
 		}
 		return l, nil

@@ -683,18 +683,31 @@ func TestStuckClient(t *testing.T) {
 
 // TestClaimCleanup: a client that claimed the cleanup and received the
 // exit frame stops the monitor from starting the exit command; a client
-// that claimed and went away before the exit does not.
+// that claimed and went away before the exit does not. Options.ClaimCleanup
+// claims before the container starts, so that a container that exits at
+// once (`true`) cannot beat the claim.
 func TestClaimCleanup(t *testing.T) {
-	for _, stay := range []bool{true, false} {
-		t.Run(fmt.Sprintf("stay=%v", stay), func(t *testing.T) {
-			c := newCtr(t, []string{"sleep", "0.5"}, nil)
+	for _, tc := range []struct {
+		name        string
+		stay, early bool
+	}{{"stay", true, false}, {"leave", false, false}, {"early claim, exits at once", true, true}} {
+		stay := tc.stay
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"sleep", "0.5"}
+			if tc.early {
+				args = []string{"true"}
+			}
+			c := newCtr(t, args, nil)
 			o := c.opts()
 			o.Attach = true
+			o.ClaimCleanup = tc.early
 			marker := filepath.Join(t.TempDir(), "exited")
 			o.ExitCommand = []string{"/bin/sh", "-c", "echo ran > \"$0\"", marker}
 			conn := c.startAttached(o)
-			if err := conn.ClaimCleanup(); err != nil {
-				t.Fatal(err)
+			if !tc.early {
+				if err := conn.ClaimCleanup(); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if stay {
 				code, err := conn.Stream(io.Discard, io.Discard)
