@@ -390,7 +390,7 @@ func (s *Store) createVolumes(c *containers.Container) error {
 // copy.
 func (s *Store) seedVolumes(id string, ms []containers.Mount) error {
 	rootfs := filepath.Join(s.containerDir(id), "rootfs")
-	if err := s.mountRootfs(id, rootfs); err != nil {
+	if err := s.mountRootfs(id, rootfs, false); err != nil {
 		return err
 	}
 	defer snapshot.Unmount(rootfs)
@@ -402,11 +402,16 @@ func (s *Store) seedVolumes(id string, ms []containers.Mount) error {
 	return nil
 }
 
-// mountRootfs mounts the container's writable snapshot on target.
-func (s *Store) mountRootfs(id, target string) error {
+// mountRootfs mounts the container's writable snapshot on target;
+// volatile for a layer that is removed when the container exits (see
+// snapshot.Volatile: no sync of berth's whole file system at unmount).
+func (s *Store) mountRootfs(id, target string, volatile bool) error {
 	mounts, err := s.sn.Mounts(snapshotKey(id))
 	if err != nil {
 		return fmt.Errorf("container %s rootfs: %w", id, err)
+	}
+	if volatile {
+		mounts = snapshot.Volatile(mounts)
 	}
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err

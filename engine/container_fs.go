@@ -153,7 +153,7 @@ func (s *Store) withRootfs(ctx context.Context, ref string, fn func(c *container
 	switch c.State.Status {
 	case containers.Running, containers.Paused, containers.Restarting:
 	default:
-		if err := s.mountRootfs(c.ID, rootfs); err != nil {
+		if err := s.mountRootfs(c.ID, rootfs, false); err != nil {
 			return err
 		}
 		defer snapshot.Unmount(rootfs)

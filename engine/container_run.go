@@ -224,7 +224,8 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		return nil, monitor.Started{}, err
 	}
 	finishNetwork = finish
-	if err := s.mountRootfs(c.ID, rootfs); err != nil {
+	// A --rm container's layer goes with it: no sync on its way out.
+	if err := s.mountRootfs(c.ID, rootfs, c.HostConfig.AutoRemove); err != nil {
 		return nil, monitor.Started{}, err
 	}
 	if launched == nil || netSysctls(c) {

@@ -3,8 +3,10 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -65,12 +67,67 @@ func MountAll(mounts []specs.Mount, target string) (err error) {
 		}
 	}()
 	for i, m := range mounts {
-		if err := mountOne(m, target); err != nil {
+		if err := mountVolatile(m, target); err != nil {
 			return fmt.Errorf("mount %d (%s %s) on %s: %w", i, m.Type, m.Source, target, err)
 		}
 		done++
 	}
 	return nil
+}
+
+// volatileOpt is overlayfs's "volatile" option (Linux 5.10).
+const volatileOpt = "volatile"
+
+// Volatile returns mounts with overlayfs's "volatile" option added to
+// each writable overlay: the overlay then never syncs its upper layer,
+// neither on fsync nor on unmount, where a plain overlay syncs the whole
+// file system under the upper layer (berth's root). It is for a layer
+// that is thrown away when its container exits (run --rm), as podman
+// does for --rm: after a crash the layer is garbage anyway. MountAll
+// mounts without the option on kernels that lack it.
+//
+// A volatile mount leaves WORKDIR/work/incompat/volatile behind, which
+// makes the kernel refuse every later mount of the layer; MountAll
+// removes it before mounting, since only a discarded layer is volatile.
+func Volatile(mounts []specs.Mount) []specs.Mount {
+	out := make([]specs.Mount, len(mounts))
+	for i, m := range mounts {
+		out[i] = m
+		if m.Type == "overlay" && overlayOption(m.Options, "upperdir") != "" && !slices.Contains(m.Options, volatileOpt) {
+			out[i].Options = append(slices.Clone(m.Options), volatileOpt)
+		}
+	}
+	return out
+}
+
+// mountVolatile mounts m, clearing for an overlay the mark an earlier
+// volatile mount left, and mounting without "volatile" when the kernel
+// does not know it (EINVAL).
+func mountVolatile(m specs.Mount, target string) error {
+	if m.Type != "overlay" {
+		return mountOne(m, target)
+	}
+	if work := overlayOption(m.Options, "workdir"); work != "" {
+		if err := os.RemoveAll(filepath.Join(work, "work", "incompat", volatileOpt)); err != nil {
+			return fmt.Errorf("clear the mark of a volatile mount: %w", err)
+		}
+	}
+	err := mountOne(m, target)
+	if errors.Is(err, unix.EINVAL) && slices.Contains(m.Options, volatileOpt) {
+		m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == volatileOpt })
+		err = mountOne(m, target)
+	}
+	return err
+}
+
+// overlayOption is the value of overlay option key in opts, or "".
+func overlayOption(opts []string, key string) string {
+	for _, o := range opts {
+		if k, v, ok := strings.Cut(o, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 func mountOne(m specs.Mount, target string) error {

@@ -431,3 +431,54 @@ func TestOverlayCheckLeftovers(t *testing.T) {
 		t.Errorf("the killed check's mount is still there")
 	}
 }
+
+// TestOverlayVolatile: Volatile adds overlayfs's "volatile" option to a
+// writable overlay only; such a mount works, and the layer mounts again
+// afterwards (MountAll clears the mark that makes the kernel refuse it),
+// volatile or not, keeping what was written.
+func TestOverlayVolatile(t *testing.T) {
+	s := newOverlay(t, t.TempDir())
+	buildChain(t, s, true)
+	mounts, err := s.Prepare("ctr", "layer3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := Volatile(mounts)
+	if len(vm) != 1 || !hasOption(vm[0], "volatile") {
+		t.Fatalf("Volatile(%+v) = %+v", mounts, vm)
+	}
+	if hasOption(mounts[0], "volatile") {
+		t.Fatal("Volatile changed its argument")
+	}
+	view, err := s.View("v", "layer3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Volatile(view); hasOption(got[0], "volatile") {
+		t.Errorf("Volatile of a read-only view: %+v", got)
+	}
+	if got := Volatile([]specs.Mount{bindMount(t.TempDir(), false)}); hasOption(got[0], "volatile") {
+		t.Errorf("Volatile of a bind mount: %+v", got)
+	}
+
+	target := t.TempDir()
+	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	for i, ms := range [][]specs.Mount{vm, vm, mounts} {
+		if err := MountAll(ms, target); err != nil {
+			t.Fatalf("mount %d (%v): %v", i, ms[0].Options, err)
+		}
+		checkFiles(t, target, map[string]string{"c": "3"})
+		if i > 0 {
+			checkFiles(t, target, map[string]string{"n" + itoa(i-1): itoa(i - 1)})
+		}
+		writeFiles(t, target, map[string]string{"n" + itoa(i): itoa(i)})
+		if err := Unmount(target); err != nil {
+			t.Fatal(err)
+		}
+		work, _ := option(ms[0], "workdir")
+		_, err := os.Stat(filepath.Join(work, "work", "incompat", "volatile"))
+		if marked := err == nil; marked != hasOption(ms[0], "volatile") {
+			t.Errorf("mount %d (%v): the volatile mark exists: %v", i, ms[0].Options, marked)
+		}
+	}
+}

@@ -39,6 +39,25 @@ func TestRunForeground(t *testing.T) {
 	}
 }
 
+// TestRunRmVolatile: a --rm container's writable layer is a volatile
+// overlay ("fsync=volatile" in the mount table of Linux 6.x; the layer is
+// thrown away at the exit, so unmounting it must not sync
+// berth's whole file system); a kept container's is not.
+func TestRunRmVolatile(t *testing.T) {
+	script := `awk '$2 == "/" && $3 == "overlay" { print ($4 ~ /(^|,)(fsync=)?volatile(,|$)/) ? "volatile" : "durable" }' /proc/mounts`
+	if got := ok(t, "run", "--rm", "busybox", "sh", "-c", script); got != "volatile\n" {
+		t.Errorf("run --rm: root mount is %q, want volatile", got)
+	}
+	cleanupContainer(t, "durable")
+	if got := ok(t, "run", "--name", "durable", "busybox", "sh", "-c", script); got != "durable\n" {
+		t.Errorf("run: root mount is %q, want durable", got)
+	}
+	// The kept container's layer mounts again (start, then diff after it).
+	if got := ok(t, "start", "-a", "durable"); got != "durable\n" {
+		t.Errorf("start -a: root mount is %q, want durable", got)
+	}
+}
+
 func TestRunStdin(t *testing.T) {
 	r := berthIn(t, "piped input\n", "run", "--rm", "-i", "busybox", "sh", "-c", "read x; echo got $x")
 	if r.code != 0 || r.stdout != "got piped input\n" {
