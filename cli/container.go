@@ -147,7 +147,7 @@ func writeCIDFile(path, id string) error {
 // policy says: "missing" (default) pulls when absent, "always" pulls
 // every time, "never" fails when absent.
 func ensureImage(ctx context.Context, s *engine.Store, name, policy, platform string, progressOut io.Writer) error {
-	_, err := s.Get(ctx, name)
+	_, err := s.Lookup(ctx, name)
 	switch {
 	case policy == "always":
 	case err == nil:

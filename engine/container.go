@@ -85,7 +85,7 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 			return nil, err
 		}
 	}
-	img, err := s.Get(ctx, cfg.Image)
+	img, err := s.Lookup(ctx, cfg.Image)
 	if err != nil {
 		return nil, err
 	}

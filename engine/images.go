@@ -38,18 +38,36 @@ type Image struct {
 	Size int64
 }
 
-var hexPrefixRE = lazyRegexp(`^(?:sha256:)?[0-9a-f]{4,64}$`)
+// isIDPrefix reports whether name can be an image ID or a prefix of one:
+// (?:sha256:)?[0-9a-f]{4,64}
+func isIDPrefix(name string) bool {
+	h := strings.TrimPrefix(name, "sha256:")
+	if len(h) < 4 || len(h) > 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Images returns every image name of the store, sorted by name, with
 // dangling images (recorded by ID only) last.
 func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	return s.images(ctx, true)
+}
+
+// images is Images, with each image's Size only when sized.
+func (s *Store) images(ctx context.Context, sized bool) ([]Image, error) {
 	recs, err := s.db.ListImages(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Image, 0, len(recs))
 	for _, rec := range recs {
-		img, ok, err := s.loadLive(ctx, rec)
+		img, ok, err := s.loadLive(ctx, rec, sized)
 		if err != nil {
 			return nil, err
 		}
@@ -65,7 +83,17 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 // NormalizeName) or an image ID or unique prefix of one ("sha256:…" or
 // hex). A missing image is an error wrapping ErrNotFound.
 func (s *Store) Get(ctx context.Context, name string) (Image, error) {
-	imgs, err := s.resolve(ctx, name)
+	imgs, err := s.resolve(ctx, name, true)
+	if err != nil {
+		return Image{}, err
+	}
+	return imgs[0], nil
+}
+
+// Lookup is Get without the image's Size, which costs a read of the
+// snapshot records per layer: for creating a container from the image.
+func (s *Store) Lookup(ctx context.Context, name string) (Image, error) {
+	imgs, err := s.resolve(ctx, name, false)
 	if err != nil {
 		return Image{}, err
 	}
@@ -88,12 +116,12 @@ func (s *Store) Names(ctx context.Context, id digest.Digest) ([]string, error) {
 }
 
 // resolve returns the image records name refers to: one for a name, all
-// of the image's records for an ID.
-func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
+// of the image's records for an ID; with their Size when sized.
+func (s *Store) resolve(ctx context.Context, name string, sized bool) ([]Image, error) {
 	if full, err := NormalizeName(name); err == nil {
 		rec, err := s.db.GetImage(ctx, full)
 		if err == nil {
-			img, ok, err := s.loadLive(ctx, rec)
+			img, ok, err := s.loadLive(ctx, rec, sized)
 			if err != nil {
 				return nil, err
 			}
@@ -106,9 +134,9 @@ func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
 			return nil, err
 		}
 	}
-	if hexPrefixRE().MatchString(name) {
+	if isIDPrefix(name) {
 		prefix := strings.TrimPrefix(name, "sha256:")
-		imgs, err := s.Images(ctx)
+		imgs, err := s.images(ctx, sized)
 		if err != nil {
 			return nil, err
 		}
@@ -135,8 +163,8 @@ func (s *Store) resolve(ctx context.Context, name string) ([]Image, error) {
 // blobs may have been collected) is skipped (ok false) rather than
 // reported as missing content: listing never fails because of a
 // concurrent rmi.
-func (s *Store) loadLive(ctx context.Context, rec metadata.Image) (_ Image, ok bool, _ error) {
-	img, err := s.load(rec)
+func (s *Store) loadLive(ctx context.Context, rec metadata.Image, sized bool) (_ Image, ok bool, _ error) {
+	img, err := s.load(rec, sized)
 	if err == nil {
 		return img, true, nil
 	}
@@ -150,8 +178,9 @@ func (s *Store) loadLive(ctx context.Context, rec metadata.Image) (_ Image, ok b
 	return Image{}, false, err
 }
 
-// load reads the manifest and config of an image record.
-func (s *Store) load(rec metadata.Image) (Image, error) {
+// load reads the manifest and config of an image record, and when sized
+// the disk usage of its layers.
+func (s *Store) load(rec metadata.Image, sized bool) (Image, error) {
 	img := Image{Name: rec.Name, Target: rec.Target, Repository: "<none>", Tag: "<none>"}
 	if d, err := digest.Parse(rec.Name); err == nil {
 		img.Name = ""
@@ -178,6 +207,9 @@ func (s *Store) load(rec metadata.Image) (Image, error) {
 	img.ID, img.Config = mf.Config.Digest, cfg
 	if cfg.Created != nil {
 		img.Created = *cfg.Created
+	}
+	if !sized {
+		return img, nil
 	}
 	for i, chainID := range image.ChainIDs(cfg.RootFS.DiffIDs) {
 		if size, _, err := s.sn.Usage(chainID.String()); err == nil {
@@ -261,11 +293,11 @@ type RemoveResult struct {
 // collection Remove runs at its end.
 func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResult, error) {
 	var res RemoveResult
-	imgs, err := s.resolve(ctx, name)
+	imgs, err := s.resolve(ctx, name, false)
 	if err != nil {
 		return res, err
 	}
-	byName := len(imgs) == 1 && imgs[0].Name != "" && !hexPrefixRE().MatchString(name)
+	byName := len(imgs) == 1 && imgs[0].Name != "" && !isIDPrefix(name)
 	if !byName && len(imgs) > 1 && !force {
 		return res, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", imgs[0].ID.Encoded()[:12])
 	}

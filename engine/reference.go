@@ -2,16 +2,10 @@ package engine
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/berth-project/berth/reference"
 )
-
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
-}
 
 // NormalizeName returns the full form of the image reference ref, as
 // docker resolves it (reference.Parse): "busybox" is

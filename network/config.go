@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -62,8 +61,19 @@ type conflist struct {
 	Plugins    []map[string]any `json:"plugins"`
 }
 
-// nameRE is docker's rule for network names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// validName is docker's rule for network names, [a-zA-Z0-9][a-zA-Z0-9_.-]*
+// (matched by hand: a regexp compiled at package initialisation cost
+// every berth process its compile).
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // reserved are names that mean a network mode, not a network.
 var reserved = map[string]bool{"bridge": true, "host": true, "none": true, "default": true, "container": true}
@@ -75,7 +85,7 @@ func ValidateName(name string) error {
 		return fmt.Errorf("network name is empty")
 	case len(name) > 64:
 		return fmt.Errorf("network name %q is longer than 64 characters", name)
-	case !nameRE.MatchString(name):
+	case !validName(name):
 		return fmt.Errorf("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	case reserved[name] || name == DefaultName:
 		return fmt.Errorf("network name %q is reserved", name)

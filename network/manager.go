@@ -263,7 +263,7 @@ func (m *Manager) get(ref string) (*Network, *libcni.NetworkConfigList, error) {
 	if ref == "bridge" || ref == "default" {
 		ref = DefaultName
 	}
-	if nameRE.MatchString(ref) {
+	if validName(ref) {
 		if n, list, err := m.load(m.path(ref)); err == nil {
 			return n, list, nil
 		} else if !errors.Is(err, os.ErrNotExist) {

@@ -5,9 +5,7 @@ package reference
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -21,19 +19,6 @@ const (
 	// maxNameLength is the spec's limit on registry plus repository.
 	maxNameLength = 255
 )
-
-// The grammar, compiled on first use: every berth process (container
-// inits included) links this package, and compiling these at package
-// initialisation cost them 2 ms each time.
-var (
-	pathComponentRE = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagRE           = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	domainRE        = lazyRegexp(`^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$`)
-)
-
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
-}
 
 // Reference is a parsed, normalized image reference.
 type Reference struct {
@@ -66,7 +51,7 @@ func Parse(s string) (Reference, error) {
 	}
 	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
 		name, r.Tag = name[:i], name[i+1:]
-		if !tagRE().MatchString(r.Tag) {
+		if !ValidTag(r.Tag) {
 			return Reference{}, fmt.Errorf("invalid reference %q: bad tag %q", s, r.Tag)
 		}
 	}
@@ -77,7 +62,7 @@ func Parse(s string) (Reference, error) {
 	if i := strings.IndexByte(name, '/'); i >= 0 {
 		first := name[:i]
 		if strings.ContainsAny(first, ".:[") || first == "localhost" || strings.ToLower(first) != first {
-			if !domainRE().MatchString(first) {
+			if !ValidDomain(first) {
 				return Reference{}, fmt.Errorf("invalid reference %q: bad registry %q", s, first)
 			}
 			r.Domain, r.Path = first, name[i+1:]
@@ -90,7 +75,7 @@ func Parse(s string) (Reference, error) {
 		r.Path = officialRepo + r.Path
 	}
 	for _, c := range strings.Split(r.Path, "/") {
-		if !pathComponentRE().MatchString(c) {
+		if !ValidPathComponent(c) {
 			return Reference{}, fmt.Errorf("invalid reference %q: repository name component %q must be lowercase alphanumerics separated by . _ __ or -", s, c)
 		}
 	}
@@ -165,7 +150,7 @@ func Familiar(name string) string {
 
 // WithTag returns r naming tag instead of its tag or digest.
 func (r Reference) WithTag(tag string) (Reference, error) {
-	if !tagRE().MatchString(tag) {
+	if !ValidTag(tag) {
 		return Reference{}, fmt.Errorf("invalid tag %q", tag)
 	}
 	r.Tag, r.Digest = tag, ""

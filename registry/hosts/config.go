@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/BurntSushi/toml"
+	"github.com/berth-project/berth/reference"
 )
 
 // DefaultConfigFile is the registries.conf used when $BERTH_REGISTRIES_CONF
@@ -188,20 +188,6 @@ func Load(path string) (*Config, error) {
 // Config built in memory.
 func (c *Config) Path() string { return c.path }
 
-// The grammar, compiled on first use: every berth process (container
-// inits included) links this package.
-//
-// A repository path component, as the distribution spec defines it.
-var pathComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-
-// A DNS label; registries.conf hosts may use upper case, the rest of the
-// name may not.
-var hostLabel = lazyRegexp(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
-
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
-}
-
 // validateLocation checks that s has the form host[:port][/path].
 func validateLocation(s string) error {
 	if s == "" {
@@ -216,7 +202,7 @@ func validateLocation(s string) error {
 	}
 	if strings.Contains(s, "/") {
 		for _, comp := range strings.Split(rest, "/") {
-			if !pathComponent().MatchString(comp) {
+			if !reference.ValidPathComponent(comp) {
 				return fmt.Errorf("%q: invalid path component %q", s, comp)
 			}
 		}
@@ -273,7 +259,7 @@ func validateHost(hp string) error {
 			return fmt.Errorf("invalid host %q: empty", hp)
 		}
 		for _, label := range strings.Split(host, ".") {
-			if !hostLabel().MatchString(label) {
+			if !reference.ValidHostLabel(label) {
 				return fmt.Errorf("invalid host %q", hp)
 			}
 		}

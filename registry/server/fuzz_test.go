@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-project/berth/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -31,7 +32,7 @@ func FuzzRoute(f *testing.F) {
 		case routeBase, routeCatalog:
 			return
 		}
-		if !nameRe().MatchString(rt.Name) || len(rt.Name) > maxNameLength {
+		if !reference.ValidRepository(rt.Name) || len(rt.Name) > maxNameLength {
 			t.Fatalf("%q: accepted name %q", path, rt.Name)
 		}
 		for _, c := range strings.Split(rt.Name, "/") {
@@ -46,7 +47,7 @@ func FuzzRoute(f *testing.F) {
 				if _, err := digest.Parse(rt.Ref); err != nil {
 					t.Fatalf("%q: accepted digest %q", path, rt.Ref)
 				}
-			} else if !tagRe().MatchString(rt.Ref) {
+			} else if !reference.ValidTag(rt.Ref) {
 				t.Fatalf("%q: accepted tag %q", path, rt.Ref)
 			}
 			rebuilt = "/v2/" + rt.Name + "/manifests/" + rt.Ref
@@ -56,7 +57,7 @@ func FuzzRoute(f *testing.F) {
 			}
 			rebuilt = "/v2/" + rt.Name + "/" + map[routeKind]string{routeBlob: "blobs", routeReferrers: "referrers"}[rt.Kind] + "/" + rt.Ref
 		case routeUpload:
-			if !uploadIDRe().MatchString(rt.Ref) {
+			if !validUploadID(rt.Ref) {
 				t.Fatalf("%q: accepted upload id %q", path, rt.Ref)
 			}
 			rebuilt = "/v2/" + rt.Name + "/blobs/uploads/" + rt.Ref

@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/content"
+	"github.com/berth-project/berth/reference"
 )
 
 func manifestUnknown(ref string) *regError {
@@ -88,7 +89,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	var tags []string
 	if strings.Contains(rt.Ref, ":") {
 		for _, t := range r.URL.Query()["tag"] {
-			if !tagRe().MatchString(t) {
+			if !reference.ValidTag(t) {
 				return errorf(http.StatusBadRequest, CodeManifestInvalid, "invalid tag", map[string]string{"tag": t})
 			}
 			tags = append(tags, t)

@@ -2,26 +2,26 @@ package server
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-project/berth/reference"
 )
 
-// The expressions are compiled on first use: every berth process links this
-// package, and compiling them at start cost about 2 ms of each (the
-// runtime and container init included).
-var (
-	// nameRe is the spec's repository name expression.
-	nameRe = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	})
-	// tagRe is the spec's tag expression.
-	tagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
-	// uploadIDRe matches the upload session ids this server hands out.
-	uploadIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{32}$`) })
-)
+// validUploadID reports whether s has the form of the upload session
+// ids this server hands out: 32 lower-case hex digits.
+func validUploadID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // maxNameLength bounds repository names, as the spec allows.
 const maxNameLength = 255
@@ -100,7 +100,7 @@ func parseRoute(path string) (route, *regError) {
 			if _, err := parseDigest(rt.Ref); err != nil {
 				return rt, err
 			}
-		} else if !tagRe().MatchString(rt.Ref) {
+		} else if !reference.ValidTag(rt.Ref) {
 			return rt, errorf(http.StatusBadRequest, CodeManifestInvalid, "invalid tag", map[string]string{"tag": rt.Ref})
 		}
 	case routeBlob, routeReferrers:
@@ -108,7 +108,7 @@ func parseRoute(path string) (route, *regError) {
 			return rt, err
 		}
 	case routeUpload:
-		if !uploadIDRe().MatchString(rt.Ref) {
+		if !validUploadID(rt.Ref) {
 			return rt, errorf(http.StatusNotFound, CodeBlobUploadUnknown, "unknown upload", map[string]string{"upload": rt.Ref})
 		}
 	}
@@ -117,7 +117,7 @@ func parseRoute(path string) (route, *regError) {
 
 // checkName checks a repository name against the spec's expression.
 func checkName(name string) *regError {
-	if len(name) == 0 || len(name) > maxNameLength || !nameRe().MatchString(name) {
+	if len(name) == 0 || len(name) > maxNameLength || !reference.ValidRepository(name) {
 		return errorf(http.StatusBadRequest, CodeNameInvalid, "invalid repository name", map[string]string{"name": name})
 	}
 	return nil
