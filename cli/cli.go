@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/engine"
@@ -12,6 +14,57 @@ type options struct {
 	runRoot string
 }
 
+// newOptions defines the persistent flags every command shares on root.
+func newOptions(root *cobra.Command) *options {
+	o := &options{}
+	root.PersistentFlags().StringVar(&o.root, "root", engine.DefaultRoot, "root directory of the image store")
+	root.PersistentFlags().StringVar(&o.runRoot, "runroot", engine.DefaultRunRoot, "directory for running containers' state (a tmpfs: cleared at boot)")
+	return o
+}
+
+// hotCommands are the top-level commands AddCommandFor builds alone: the
+// ones run over and over, by scripts and at every container start.
+var hotCommands = map[string]func(*options) *cobra.Command{
+	"run":    func(o *options) *cobra.Command { return runCmd(o, false) },
+	"create": func(o *options) *cobra.Command { return runCmd(o, true) },
+	"start":  startCmd,
+	"exec":   execCmd,
+	"rm":     func(o *options) *cobra.Command { return rmCmd(o, "rm") },
+	"ps":     func(o *options) *cobra.Command { return psCmd(o, "ps") },
+	"stop":   func(o *options) *cobra.Command { return stopCmd(o, "stop") },
+	"kill":   killCmd,
+	"wait":   waitCmd,
+}
+
+// AddCommandFor adds to root only the command that args (the command
+// line after the program name) runs, when it is one of hotCommands, and
+// reports whether it did; otherwise the caller builds the whole tree
+// with AddCommands. Building all of berth's commands and their flags
+// costs every process about 2 ms, a `berth run` more than its image
+// lookup. Only root's own flags (--root, --runroot) may come before the
+// command's name.
+func AddCommandFor(root *cobra.Command, args []string) bool {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--root" || a == "--runroot":
+			if len(args) < 2 {
+				return false
+			}
+			args = args[2:]
+		case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "--runroot="):
+			args = args[1:]
+		default:
+			mk, ok := hotCommands[a]
+			if !ok {
+				return false
+			}
+			root.AddCommand(mk(newOptions(root)))
+			return true
+		}
+	}
+	return false
+}
+
 func (o *options) open() (*engine.Store, error) {
 	return engine.OpenWith(o.root, engine.Options{RunRoot: o.runRoot})
 }
@@ -21,9 +74,7 @@ func (o *options) open() (*engine.Store, error) {
 // to root. A subcommand with a persistent --root of its own (the runtime)
 // keeps it: cobra lets the nearest definition win.
 func AddCommands(root *cobra.Command) {
-	o := &options{}
-	root.PersistentFlags().StringVar(&o.root, "root", engine.DefaultRoot, "root directory of the image store")
-	root.PersistentFlags().StringVar(&o.runRoot, "runroot", engine.DefaultRunRoot, "directory for running containers' state (a tmpfs: cleared at boot)")
+	o := newOptions(root)
 	image := &cobra.Command{
 		Use:   "image",
 		Short: "Manage images",

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-project/berth/internal/testimage"
 	rcli "github.com/berth-project/berth/runtime/cli"
@@ -194,4 +196,58 @@ func busyboxLayer(t *testing.T) string {
 	t.Helper()
 	layer, _ := testimage.Layer(t, filepath.Join(testimage.Build(t, "busybox"), "busybox"), 0)
 	return layer
+}
+
+// TestAddCommandFor: a hot command is built alone, with root's flags
+// before it; anything else is left to the whole tree. The command built
+// alone is the one the whole tree has (same flags).
+func TestAddCommandFor(t *testing.T) {
+	full, _ := newRoot()
+	for _, tc := range []struct {
+		args []string
+		want string // "" when the whole tree is needed
+	}{
+		{[]string{"run", "busybox"}, "run"},
+		{[]string{"--root", "/x", "run", "-d", "busybox"}, "run"},
+		{[]string{"--root=/x", "--runroot", "/y", "create", "busybox"}, "create"},
+		{[]string{"exec", "c", "sh"}, "exec"},
+		{[]string{"ps", "-a"}, "ps"},
+		{[]string{"images"}, ""},
+		{[]string{"container", "run", "busybox"}, ""},
+		{[]string{"--root"}, ""},
+		{[]string{"--help", "run"}, ""},
+		{[]string{"--log-level", "debug", "run"}, ""},
+		{nil, ""},
+	} {
+		root := &cobra.Command{Use: "berth"}
+		built := AddCommandFor(root, tc.args)
+		if built != (tc.want != "") {
+			t.Errorf("AddCommandFor(%q) = %v", tc.args, built)
+			continue
+		}
+		if !built {
+			if len(root.Commands()) != 0 {
+				t.Errorf("AddCommandFor(%q) added commands and reported none", tc.args)
+			}
+			continue
+		}
+		cmds := root.Commands()
+		if len(cmds) != 1 || cmds[0].Name() != tc.want {
+			t.Errorf("AddCommandFor(%q) built %v", tc.args, cmds)
+			continue
+		}
+		ref, _, err := full.Find([]string{tc.want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b []string
+		cmds[0].Flags().VisitAll(func(f *pflag.Flag) { a = append(a, f.Name) })
+		ref.Flags().VisitAll(func(f *pflag.Flag) { b = append(b, f.Name) })
+		if !slices.Equal(a, b) {
+			t.Errorf("%s built alone has flags %v, in the tree %v", tc.want, a, b)
+		}
+		if root.PersistentFlags().Lookup("root") == nil || root.PersistentFlags().Lookup("runroot") == nil {
+			t.Errorf("%s built alone: root lacks --root or --runroot", tc.want)
+		}
+	}
 }

@@ -24,13 +24,16 @@ func main() {
 	if strings.HasSuffix(filepath.Base(os.Args[0]), "runc") {
 		os.Exit(cli.NewCommand(filepath.Base(os.Args[0])).Execute(os.Args[1:]))
 	}
-	rt := cli.NewCommand("runtime")
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth: find, run, build and share containers",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	if imagecli.AddCommandFor(root, os.Args[1:]) {
+		os.Exit(cli.ExecuteRoot(root, os.Args[1:], nil))
+	}
+	rt := cli.NewCommand("runtime")
 	root.AddCommand(rt.Cobra)
 	imagecli.AddCommands(root)
 	os.Exit(cli.ExecuteRoot(root, os.Args[1:], rt))
