@@ -36,6 +36,13 @@ var hotCommands = map[string]func(*options) *cobra.Command{
 	"wait":   waitCmd,
 }
 
+// hotContainerCommands are the `container` subcommands AddCommandFor
+// builds alone: those berth itself starts for every container.
+var hotContainerCommands = map[string]func(*options) *cobra.Command{
+	"cleanup":          cleanupCmd,
+	"teardown-network": teardownNetworkCmd,
+}
+
 // AddCommandFor adds to root only the command that args (the command
 // line after the program name) runs, when it is one of hotCommands, and
 // reports whether it did; otherwise the caller builds the whole tree
@@ -53,6 +60,13 @@ func AddCommandFor(root *cobra.Command, args []string) bool {
 			args = args[2:]
 		case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "--runroot="):
 			args = args[1:]
+		case a == "container" && len(args) > 1 && hotContainerCommands[args[1]] != nil:
+			// What berth runs in the background after containers:
+			// the monitor's cleanup, the detached network teardown.
+			ctr := &cobra.Command{Use: "container", Short: "Manage containers", Args: cobra.NoArgs}
+			ctr.AddCommand(hotContainerCommands[args[1]](newOptions(root)))
+			root.AddCommand(ctr)
+			return true
 		default:
 			mk, ok := hotCommands[a]
 			if !ok {

@@ -214,6 +214,8 @@ func TestAddCommandFor(t *testing.T) {
 		{[]string{"ps", "-a"}, "ps"},
 		{[]string{"images"}, ""},
 		{[]string{"container", "run", "busybox"}, ""},
+		{[]string{"--root", "/x", "container", "cleanup", "id"}, "container cleanup"},
+		{[]string{"container", "teardown-network", "id"}, "container teardown-network"},
 		{[]string{"--root"}, ""},
 		{[]string{"--help", "run"}, ""},
 		{[]string{"--log-level", "debug", "run"}, ""},
@@ -231,17 +233,18 @@ func TestAddCommandFor(t *testing.T) {
 			}
 			continue
 		}
-		cmds := root.Commands()
-		if len(cmds) != 1 || cmds[0].Name() != tc.want {
-			t.Errorf("AddCommandFor(%q) built %v", tc.args, cmds)
+		path := strings.Fields(tc.want)
+		cmd, _, err := root.Find(path)
+		if err != nil || cmd.CommandPath() != "berth "+tc.want || len(root.Commands()) != 1 || len(root.Commands()[0].Commands()) > 1 {
+			t.Errorf("AddCommandFor(%q) built %v (%v)", tc.args, root.Commands(), err)
 			continue
 		}
-		ref, _, err := full.Find([]string{tc.want})
+		ref, _, err := full.Find(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var a, b []string
-		cmds[0].Flags().VisitAll(func(f *pflag.Flag) { a = append(a, f.Name) })
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { a = append(a, f.Name) })
 		ref.Flags().VisitAll(func(f *pflag.Flag) { b = append(b, f.Name) })
 		if !slices.Equal(a, b) {
 			t.Errorf("%s built alone has flags %v, in the tree %v", tc.want, a, b)
