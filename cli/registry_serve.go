@@ -37,6 +37,7 @@ type serveFlags struct {
 	tlsCert    string
 	tlsKey     string
 	readOnly   bool
+	sync       bool
 	deleteTags bool
 	logFormat  string
 	logLevel   string
@@ -82,6 +83,7 @@ tags/list and the catalog show what is cached.`,
 	f.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	f.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&sf.readOnly, "read-only", false, "refuse pushes and deletes")
+	f.BoolVar(&sf.sync, "sync", false, "fsync every commit before answering (durable across a power loss; pushes run at the disk's speed)")
 	f.BoolVar(&sf.deleteTags, "delete-tags", false, "allow deleting manifests by tag")
 	f.StringVar(&sf.logFormat, "log-format", "text", "access log format: text or json (on stderr)")
 	f.StringVar(&sf.logLevel, "log-level", "info", "log level: debug, info (access logs), warn or error")
@@ -120,6 +122,9 @@ func (sf *serveFlags) resolve(cmd *cobra.Command, o *options) (server.FileConfig
 	}
 	if f.Changed("read-only") {
 		fc.ReadOnly = sf.readOnly
+	}
+	if f.Changed("sync") {
+		fc.Sync = sf.sync
 	}
 	if f.Changed("mirror") {
 		fc.Mirror.Upstream = sf.mirror
@@ -189,7 +194,7 @@ func runRegistry(ctx context.Context, fc server.FileConfig, sf *serveFlags, cmd 
 		scheme = "https"
 	}
 	log.Info("registry serving", "url", scheme+"://"+ln.Addr().String(), "root", cfg.Root,
-		"read_only", cfg.ReadOnly, "delete_tags", cfg.DeleteTags, "auth", cfg.Authorizer != nil, "mirror", fc.Mirror.Upstream)
+		"read_only", cfg.ReadOnly, "sync", cfg.Sync, "delete_tags", cfg.DeleteTags, "auth", cfg.Authorizer != nil, "mirror", fc.Mirror.Upstream)
 	if scheme == "http" && cfg.Authorizer == nil {
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 			log.Warn("serving plain HTTP without authentication on a non-loopback address", "addr", ln.Addr().String())

@@ -37,7 +37,18 @@ var algorithms = [...]digest.Algorithm{digest.SHA256, digest.SHA512}
 // Store is a content-addressed blob store rooted at a directory. It is safe
 // for concurrent use by multiple goroutines and processes.
 type Store struct {
-	root string
+	root   string
+	noSync bool
+}
+
+// Options configure a Store.
+type Options struct {
+	// NoSync skips the fsyncs of Commit. A committed blob is still
+	// verified and renamed into place whole, so it survives the death
+	// of the process (page cache) but not necessarily a power loss: the
+	// trade distribution and zot make by default, which berth's
+	// registry server offers (its sync setting).
+	NoSync bool
 }
 
 // Info describes a committed blob.
@@ -57,12 +68,15 @@ type ReaderAt interface {
 }
 
 // Open opens the store rooted at root, creating its directories as needed.
-func Open(root string) (*Store, error) {
+func Open(root string) (*Store, error) { return OpenWith(root, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(root string, o Options) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open content store %q: %w", root, err)
 	}
-	s := &Store{root: abs}
+	s := &Store{root: abs, noSync: o.NoSync}
 	dirs := []string{s.ingestRoot()}
 	for _, alg := range algorithms {
 		dirs = append(dirs, s.blobDir(alg))

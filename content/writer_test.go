@@ -400,3 +400,70 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// A Writer starts the writeback of what it has written every flushChunk
+// bytes, from where a resumed ingest began.
+func TestWriterStartsWriteback(t *testing.T) {
+	s := newStore(t)
+	w, err := s.Writer("wb", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < 3*flushChunk/len(chunk)+1; i++ {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.noFlush || w.flushed != 3*flushChunk {
+		t.Fatalf("after %d bytes: writeback started up to %d (refused: %v), want %d", w.offset, w.flushed, w.noFlush, 3*flushChunk)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.Writer("wb", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.flushed != w.offset || w.offset != 3*flushChunk+int64(len(chunk)) {
+		t.Fatalf("resumed at %d with writeback from %d", w.offset, w.flushed)
+	}
+}
+
+// A NoSync store (the registry server's default) skips only the fsyncs:
+// a commit is still verified, and a good one is readable at once.
+func TestNoSyncStillVerifies(t *testing.T) {
+	s, err := OpenWith(t.TempDir(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := testData(3*flushChunk/2, 12)
+	d := digest.FromBytes(data)
+	w, err := s.Writer("wrong", digest.FromString("other"), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Commit(); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Commit of the wrong digest: %v, want ErrMismatch", err)
+	}
+	assertNotFound(t, s, d)
+	w, err = s.Writer("right", d, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if w.flushed != 0 {
+		t.Errorf("a NoSync writer started writeback up to %d", w.flushed)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, s, d); !bytes.Equal(got, data) {
+		t.Fatal("committed blob differs from what was written")
+	}
+	if left, _ := os.ReadDir(s.ingestRoot()); len(left) != 0 {
+		t.Errorf("ingests left after the commits: %d", len(left))
+	}
+}

@@ -27,6 +27,13 @@ type Config struct {
 	Root string
 	// ReadOnly refuses every write (push, delete) with 405 UNSUPPORTED.
 	ReadOnly bool
+	// Sync makes every commit (blob, manifest, tag) durable across a
+	// power loss (fsync) before the server answers. Without it a commit
+	// is still verified and atomic and survives the server's death,
+	// but a crash of the machine may lose the last ones: distribution's
+	// behaviour, and zot's default. With it a push runs at the disk's
+	// write speed.
+	Sync bool
 	// DeleteTags enables DELETE /v2/<name>/manifests/<tag>; deleting
 	// manifests by digest is always enabled (unless ReadOnly).
 	DeleteTags bool
@@ -79,6 +86,7 @@ type TLSConfig struct {
 //	addr = "127.0.0.1:5000"
 //	root = "/var/lib/berth/registry"
 //	read_only = false
+//	sync = false             # fsync every commit before answering
 //	delete_tags = true
 //	max_manifest_size = 4194304
 //	allow_missing_references = false
@@ -96,6 +104,7 @@ type FileConfig struct {
 	Root                   string           `toml:"root"`
 	TLS                    TLSConfig        `toml:"tls"`
 	ReadOnly               bool             `toml:"read_only"`
+	Sync                   bool             `toml:"sync"`
 	DeleteTags             bool             `toml:"delete_tags"`
 	MaxManifestSize        int64            `toml:"max_manifest_size"`
 	AllowMissingReferences bool             `toml:"allow_missing_references"`
@@ -138,6 +147,7 @@ func (fc FileConfig) ServerConfig() Config {
 	return Config{
 		Root:                   fc.Root,
 		ReadOnly:               fc.ReadOnly,
+		Sync:                   fc.Sync,
 		DeleteTags:             fc.DeleteTags,
 		MaxManifestSize:        fc.MaxManifestSize,
 		AllowMissingReferences: fc.AllowMissingReferences,

@@ -23,6 +23,7 @@ func TestLoadConfigFile(t *testing.T) {
 addr = "127.0.0.1:5001"
 root = "/srv/registry"
 read_only = true
+sync = true
 delete_tags = true
 max_manifest_size = 1024
 allow_missing_references = true
@@ -56,7 +57,7 @@ actions = ["pull", "push"]
 		t.Fatalf("auth config %+v", fc.Auth)
 	}
 	cfg := fc.ServerConfig()
-	if !cfg.ReadOnly || !cfg.DeleteTags || cfg.MaxManifestSize != 1024 || cfg.Root != "/srv/registry" || cfg.BodyIdleTimeout != 30*time.Second {
+	if !cfg.ReadOnly || !cfg.Sync || !cfg.DeleteTags || cfg.MaxManifestSize != 1024 || cfg.Root != "/srv/registry" || cfg.BodyIdleTimeout != 30*time.Second {
 		t.Fatalf("server config %+v", cfg)
 	}
 }

@@ -73,7 +73,7 @@ func GC(ctx context.Context, root string, opts GCOptions) (GCResult, error) {
 	if _, err := os.Stat(filepath.Join(root, "repositories")); err != nil {
 		return res, fmt.Errorf("registry gc: %s is not a registry root: %w", root, err)
 	}
-	st, err := openRepoStore(root)
+	st, err := openRepoStore(root, true)
 	if err != nil {
 		return res, fmt.Errorf("registry gc: %w", err)
 	}

@@ -49,7 +49,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	st, err := openRepoStore(cfg.Root)
+	st, err := openRepoStore(cfg.Root, cfg.Sync)
 	if err != nil {
 		return nil, fmt.Errorf("registry server: %w", err)
 	}

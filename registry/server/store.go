@@ -37,10 +37,11 @@ import (
 type repoStore struct {
 	root    string
 	content *content.Store
+	sync    bool // fsync every commit (Config.Sync)
 }
 
-func openRepoStore(root string) (*repoStore, error) {
-	cs, err := content.Open(filepath.Join(root, "content"))
+func openRepoStore(root string, sync bool) (*repoStore, error) {
+	cs, err := content.OpenWith(filepath.Join(root, "content"), content.Options{NoSync: !sync})
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func openRepoStore(root string) (*repoStore, error) {
 			return nil, fmt.Errorf("open registry storage %s: %w", root, err)
 		}
 	}
-	return &repoStore{root: root, content: cs}, nil
+	return &repoStore{root: root, content: cs, sync: sync}, nil
 }
 
 func (s *repoStore) repoDir(name string) string {
@@ -79,10 +80,10 @@ func (s *repoStore) blobPath(d digest.Digest) string {
 	return filepath.Join(s.root, "content", "blobs", d.Algorithm().String(), d.Encoded())
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
+// writeFile writes data to path through a temporary file in the same
 // directory (named .tmp-*, which no tag or digest file can be), fsynced
-// and renamed into place.
-func writeFileAtomic(path string, data []byte) error {
+// when s.sync, and renamed into place.
+func (s *repoStore) writeFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -100,9 +101,11 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	if s.sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("sync %s: %w", f.Name(), err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -139,7 +142,7 @@ func (s *repoStore) linkBlob(name string, d digest.Digest) error {
 	if exists(p) {
 		return nil
 	}
-	return writeFileAtomic(p, nil)
+	return s.writeFile(p, nil)
 }
 
 // unlinkBlob removes blob d from the repository (the content store keeps
@@ -204,7 +207,7 @@ func (s *repoStore) resolveTag(name, tag string) (digest.Digest, error) {
 }
 
 func (s *repoStore) putTag(name, tag string, d digest.Digest) error {
-	return writeFileAtomic(filepath.Join(s.tagsDir(name), tag), []byte(d.String()))
+	return s.writeFile(filepath.Join(s.tagsDir(name), tag), []byte(d.String()))
 }
 
 func (s *repoStore) deleteTag(name, tag string) error {
@@ -237,7 +240,7 @@ func (s *repoStore) tags(name string) ([]string, error) {
 // given media type in the repository, and its referrer descriptor when it
 // has a subject.
 func (s *repoStore) putManifest(name string, d digest.Digest, mediaType string, referrer *ocispec.Descriptor, subject digest.Digest) error {
-	if err := writeFileAtomic(s.revisionLink(name, d), []byte(mediaType)); err != nil {
+	if err := s.writeFile(s.revisionLink(name, d), []byte(mediaType)); err != nil {
 		return err
 	}
 	if referrer != nil {
@@ -246,7 +249,7 @@ func (s *repoStore) putManifest(name string, d digest.Digest, mediaType string, 
 			return err
 		}
 		p := filepath.Join(s.referrersDir(name, subject), d.Algorithm().String()+"-"+d.Encoded())
-		if err := writeFileAtomic(p, b); err != nil {
+		if err := s.writeFile(p, b); err != nil {
 			return err
 		}
 	}
@@ -383,7 +386,7 @@ func (s *repoStore) sessionPath(id string) string {
 
 func (s *repoStore) createSession(id, repo string) error {
 	b, _ := json.Marshal(session{Repo: repo, Started: time.Now().UTC()})
-	return writeFileAtomic(s.sessionPath(id), b)
+	return s.writeFile(s.sessionPath(id), b)
 }
 
 // loadSession returns upload id's record, or content.ErrNotFound.
