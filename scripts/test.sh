@@ -30,16 +30,31 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 passed=0; failed=0; failures=()
-# disk_free: the free space where the suite writes (a full disk once cut
-# a CI run's output short without a word, so every step says it).
+# Each step's output goes to a log file; this script prints one line per
+# step, the step's own tally lines, and on failure the lines that name
+# the failure and the log's end. (CI keeps only the first few KiB of the
+# output: a run whose steps printed everything lost its end, failure
+# included.)
+logs=${BERTH_TEST_LOGS:-${TMPDIR:-/tmp}/berth-test-logs}
+rm -rf "$logs" && mkdir -p "$logs" || { echo "test.sh: cannot make $logs" >&2; exit 1; }
+# disk_free: the free space where the suite writes.
 disk_free() { df -Ph / /tmp "${XDG_CACHE_HOME:-$HOME/.cache}" 2>/dev/null | awk 'NR > 1 && !seen[$1]++ { printf "%s%s free on %s", sep, $4, $6; sep = ", " } END { print "" }'; }
-echo "== disk: $(disk_free)"
+echo "== disk: $(disk_free); step logs in $logs"
 step() { # name command...
   local name=$1; shift
-  echo "== $name"
+  local log
+  log=$logs/$(printf '%s' "$name" | tr -c 'a-zA-Z0-9' '-').log
   local t0=$SECONDS
-  if "$@"; then passed=$((passed+1)); echo "== $name: ok ($((SECONDS-t0))s; $(disk_free))"
-  else failed=$((failed+1)); failures+=("$name"); echo "== $name: FAILED ($((SECONDS-t0))s; $(disk_free))"; fi
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed+1)); echo "== $name: ok ($((SECONDS-t0))s)"
+    grep -E '^[A-Za-z0-9 ._()/-]+: [0-9]+ (passed|programs pass)' "$log" | tail -n 3 | sed 's/^/   /'
+  else
+    failed=$((failed+1)); failures+=("$name")
+    echo "== $name: FAILED ($((SECONDS-t0))s; $(disk_free)); from $log:"
+    grep -E -- '^(--- FAIL|FAIL|panic:|fatal error:|FAIL +|not ok)|(_test\.go:[0-9]+:)|: FAILED|^FAIL ' "$log" | head -n 60 | sed 's/^/   | /'
+    echo "   | ... its last lines:"
+    tail -n 30 "$log" | sed 's/^/   | /'
+  fi
 }
 
 # crane, for tests/registry's real-client tests, which look for it in this
