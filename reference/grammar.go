@@ -1,5 +1,7 @@
 package reference
 
+import "strings"
+
 // The reference grammar, matched by hand: compiling it as regular
 // expressions cost every `berth run` 3 ms (the regexp compiler's code is
 // cold in a new process), more than the rest of the image lookup.
@@ -45,17 +47,17 @@ func ValidPathComponent(s string) bool {
 
 // ValidRepository reports whether s is a repository path: components
 // (ValidPathComponent) separated by single slashes.
-func ValidRepository(s string) bool {
+func ValidRepository(s string) bool { return everyPart(s, '/', ValidPathComponent) }
+
+// everyPart reports whether every part of s between seps is valid.
+func everyPart(s string, sep byte, valid func(string) bool) bool {
 	for {
-		i := 0
-		for i < len(s) && s[i] != '/' {
-			i++
+		i := strings.IndexByte(s, sep)
+		if i < 0 {
+			return valid(s)
 		}
-		if !ValidPathComponent(s[:i]) {
+		if !valid(s[:i]) {
 			return false
-		}
-		if i == len(s) {
-			return true
 		}
 		s = s[i+1:]
 	}
@@ -110,21 +112,10 @@ func ValidDomain(s string) bool {
 		for i < len(s) && s[i] != ':' {
 			i++
 		}
-		host := s[:i]
-		port = s[i:]
-		for {
-			j := 0
-			for j < len(host) && host[j] != '.' {
-				j++
-			}
-			if !ValidHostLabel(host[:j]) {
-				return false
-			}
-			if j == len(host) {
-				break
-			}
-			host = host[j+1:]
+		if !everyPart(s[:i], '.', ValidHostLabel) {
+			return false
 		}
+		port = s[i:]
 	}
 	if port == "" {
 		return true
