@@ -30,9 +30,14 @@ type Network struct {
 	Bridge   string // the host's bridge interface
 	Subnets  []Subnet
 	Internal bool // no gateway to the outside, no NAT
-	IPv6     bool
-	Labels   map[string]string
-	Created  time.Time
+	// GatewayOnHost: the bridge holds the gateway addresses (the bridge
+	// plugin's isGateway), where the network's name server listens.
+	// Every network berth makes has it; internal networks made before
+	// berth resolved names on them do not.
+	GatewayOnHost bool
+	IPv6          bool
+	Labels        map[string]string
+	Created       time.Time
 	// Path is the network's conflist.
 	Path string
 }
@@ -117,9 +122,13 @@ func conflistBytes(n *Network, ipamDir string) ([]byte, error) {
 		ipam["routes"] = routes
 	}
 	bridge := map[string]any{
-		"type":      "bridge",
-		"bridge":    n.Bridge,
-		"isGateway": !n.Internal,
+		"type":   "bridge",
+		"bridge": n.Bridge,
+		// The bridge holds the gateway address on internal networks
+		// too (as docker's do): their name server answers there; berth's
+		// rules keep their traffic off other interfaces, and no route
+		// leads out of their containers.
+		"isGateway": true,
 		// NAT, isolation and forwarding are berth's rules per network
 		// (hostrules.go), set up once per bridge: the plugin's ipMasq
 		// would add and remove a chain per container.
@@ -152,9 +161,10 @@ func parseConflist(path string, data []byte) (*Network, *libcni.NetworkConfigLis
 		Name    string `json:"name"`
 		Berth   meta   `json:"berth"`
 		Plugins []struct {
-			Type   string `json:"type"`
-			Bridge string `json:"bridge"`
-			IPAM   struct {
+			Type      string `json:"type"`
+			Bridge    string `json:"bridge"`
+			IsGateway bool   `json:"isGateway"`
+			IPAM      struct {
 				Ranges [][]struct {
 					Subnet  string `json:"subnet"`
 					Gateway string `json:"gateway"`
@@ -174,7 +184,7 @@ func parseConflist(path string, data []byte) (*Network, *libcni.NetworkConfigLis
 		if p.Type != "bridge" {
 			continue
 		}
-		n.Bridge = p.Bridge
+		n.Bridge, n.GatewayOnHost = p.Bridge, p.IsGateway
 		for _, set := range p.IPAM.Ranges {
 			for _, r := range set {
 				pfx, err := netip.ParsePrefix(r.Subnet)

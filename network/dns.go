@@ -34,10 +34,12 @@ const UpstreamsEnv = "BERTH_DNS_UPSTREAMS"
 const dnsPoll = 500 * time.Millisecond
 
 // HasDNS reports whether n's containers find each other by name: user
-// networks do, the default network (like docker's default bridge) and
-// internal networks (no gateway address on the host to serve on) do not.
+// networks do (internal ones too, without forwarding other names: they
+// have no way out); the default network, like docker's default bridge,
+// does not, nor does a network whose bridge holds no gateway address to
+// serve on (internal networks made by an older berth).
 func HasDNS(n *Network) bool {
-	return n.Name != DefaultName && !n.Internal && len(DNSServers(n)) > 0
+	return n.Name != DefaultName && n.GatewayOnHost && len(DNSServers(n)) > 0
 }
 
 // DNSServers are the addresses n's name server answers on: the gateway
@@ -232,10 +234,14 @@ func (m *Manager) ServeDNS(ctx context.Context, name string, log io.Writer) erro
 		addrs = append(addrs, netip.AddrPortFrom(gw, 53).String())
 	}
 	var ups []string
-	if env := os.Getenv(UpstreamsEnv); env != "" {
-		ups = strings.Split(env, ",")
-	} else if ups, err = netdns.HostUpstreams("/etc/resolv.conf", gws); err != nil {
-		return err
+	switch {
+	case n.Internal: // answers its own names only
+	case os.Getenv(UpstreamsEnv) != "":
+		ups = strings.Split(os.Getenv(UpstreamsEnv), ",")
+	default:
+		if ups, err = netdns.HostUpstreams("/etc/resolv.conf", gws); err != nil {
+			return err
+		}
 	}
 	pcs, lns, err := netdns.Listen(addrs)
 	if err != nil {
@@ -245,7 +251,7 @@ func (m *Manager) ServeDNS(ctx context.Context, name string, log io.Writer) erro
 	if log != nil {
 		log = &capWriter{w: log, left: maxDNSLog}
 	}
-	srv := &netdns.Server{Records: path, Domain: DNSDomain, Upstreams: ups, Log: log}
+	srv := &netdns.Server{Records: path, Domain: DNSDomain, Upstreams: ups, NoForward: n.Internal, Log: log}
 	for _, sn := range n.Subnets {
 		srv.Clients = append(srv.Clients, sn.Subnet)
 	}

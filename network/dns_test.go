@@ -26,8 +26,24 @@ func TestHasDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !HasDNS(n) || HasDNS(in) || HasDNS(def) {
-		t.Errorf("HasDNS: user %v, internal %v, default %v; want true, false, false", HasDNS(n), HasDNS(in), HasDNS(def))
+	if !HasDNS(n) || !HasDNS(in) || HasDNS(def) {
+		t.Errorf("HasDNS: user %v, internal %v, default %v; want true, true, false", HasDNS(n), HasDNS(in), HasDNS(def))
+	}
+	// An internal network made before its bridge held the gateway
+	// address has nowhere to serve names.
+	data, err := os.ReadFile(in.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), `"isGateway": true`, `"isGateway": false`, 1)
+	if old == string(data) {
+		t.Fatalf("no isGateway in %s", data)
+	}
+	if err := os.WriteFile(in.Path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if in, err = m.Inspect("dnst-in"); err != nil || in.GatewayOnHost || HasDNS(in) {
+		t.Errorf("old internal network: %+v, %v; HasDNS %v", in, err, HasDNS(in))
 	}
 	if got := DNSServers(n); len(got) != 1 || got[0] != netip.MustParseAddr("10.201.10.1") {
 		t.Errorf("DNSServers: %v", got)

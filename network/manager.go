@@ -74,7 +74,7 @@ func (m *Manager) lock() (func(), error) {
 // defaultNetwork is the default network's definition.
 func (m *Manager) defaultNetwork() *Network {
 	sum := sha256.Sum256([]byte("berth default network"))
-	return &Network{Name: DefaultName, ID: hex.EncodeToString(sum[:]), Driver: "bridge", Bridge: DefaultBridge,
+	return &Network{Name: DefaultName, ID: hex.EncodeToString(sum[:]), Driver: "bridge", Bridge: DefaultBridge, GatewayOnHost: true,
 		Subnets: []Subnet{{Subnet: netip.MustParsePrefix(DefaultSubnet), Gateway: netip.MustParseAddr("10.88.0.1")}},
 		Created: time.Now().UTC()}
 }
@@ -164,7 +164,7 @@ func (m *Manager) Create(name string, opts CreateOptions) (*Network, error) {
 	}
 	id := make([]byte, 32)
 	rand.Read(id)
-	n := &Network{Name: name, ID: hex.EncodeToString(id), Driver: "bridge", Internal: opts.Internal, IPv6: opts.IPv6,
+	n := &Network{Name: name, ID: hex.EncodeToString(id), Driver: "bridge", GatewayOnHost: true, Internal: opts.Internal, IPv6: opts.IPv6,
 		Labels: opts.Labels, Created: time.Now().UTC(), Subnets: subnets}
 	n.Bridge = "br-" + n.ID[:12]
 	if err := m.write(n); err != nil {

@@ -31,6 +31,10 @@ type Server struct {
 	// NAME, and an unknown name in it, like an unknown single label, is
 	// answered NXDOMAIN at once instead of being forwarded. "" for none.
 	Domain string
+	// NoForward refuses every name that is not the network's (an
+	// internal network's containers have no way out), also for
+	// containers with name servers of their own.
+	NoForward bool
 	// Upstreams are the name servers ("host:port") other names are
 	// forwarded to, in order, unless the asking container has its own.
 	Upstreams []string
@@ -137,6 +141,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeNameError)
 		m.Authoritative, m.RecursionAvailable = true, true
+		w.WriteMsg(m)
+		return
+	}
+	if s.NoForward {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
 		w.WriteMsg(m)
 		return
 	}

@@ -275,6 +275,26 @@ func TestServerUsesContainerUpstreams(t *testing.T) {
 	}
 }
 
+// An internal network's server (NoForward) answers its own names and
+// refuses the rest, even for a container with name servers of its own.
+func TestServerNoForward(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.json")
+	up := upstream(t)
+	if _, err := Update(path, func(r *Records) error {
+		r.Put(Endpoint{ContainerID: "aaa", Names: []string{"web"}, IPv4: netip.MustParseAddr("127.0.0.1"), Upstreams: []string{up}})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, &Server{Records: path, Domain: "dns.berth", Upstreams: []string{up}, NoForward: true})
+	if got := addrs(query(t, srv, "web", dns.TypeA)); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("web: %v", got)
+	}
+	if resp := query(t, srv, "fake.example", dns.TypeA); resp.Rcode != dns.RcodeRefused || len(resp.Answer) != 0 {
+		t.Errorf("fake.example: %s %v, want REFUSED", dns.RcodeToString[resp.Rcode], addrs(resp))
+	}
+}
+
 func TestHostUpstreams(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "resolv.conf")
 	writeAtomic(path, []byte("search example.com\nnameserver 10.0.0.1\nnameserver 10.201.0.1\nnameserver fd00::53\n"))

@@ -168,6 +168,32 @@ func TestDNSForwardsOtherNames(t *testing.T) {
 	}
 }
 
+// Containers on an internal network find each other by name, as on
+// docker's; the name server forwards nothing (they have no way out), and
+// no route leads out of them.
+func TestDNSInternalNetwork(t *testing.T) {
+	up := fakeUpstream(t, "fake.dnst.example", "192.0.2.55")
+	t.Setenv("BERTH_DNS_UPSTREAMS", up)
+	hostNet(t)
+	berthCmd("network", "rm", "dnst-in").Run()
+	ok(t, "network", "create", "--internal", "--subnet", "10.201.6.0/24", "dnst-in")
+	t.Cleanup(func() {
+		if out, err := berthCmd("network", "rm", "dnst-in").CombinedOutput(); err != nil {
+			t.Errorf("network rm dnst-in: %v\n%s", err, out)
+		}
+	})
+	runDetached(t, "dnst-in-a", "--network", "dnst-in", "busybox", "sleep", "300")
+	ip, _ := field(inspect(t, "dnst-in-a"), "NetworkSettings", "Networks", "dnst-in", "IPAddress").(string)
+	if !strings.HasPrefix(ip, "10.201.6.") {
+		t.Fatalf("dnst-in-a's address: %q", ip)
+	}
+	r := berth(t, "run", "--rm", "--network", "dnst-in", "busybox", "sh", "-c",
+		"ping -c 1 -W 3 dnst-in-a && ! nslookup fake.dnst.example && ! ip route | grep -q default")
+	if r.code != 0 || !strings.Contains(r.stdout, ip) {
+		t.Fatalf("on the internal network (ping by name, no forwarding, no default route): %v", r)
+	}
+}
+
 func TestDNSDefaultNetworkRules(t *testing.T) {
 	hostNet(t)
 	r := berth(t, "run", "--rm", "--network-alias", "dnst-x", "busybox", "true")
