@@ -343,18 +343,25 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 	return spec, nil
 }
 
+// containerHostname is c's hostname: -h, else its short ID (the host's
+// name with --network host).
+func containerHostname(c *containers.Container) string {
+	switch {
+	case c.Config.Hostname != "":
+		return c.Config.Hostname
+	case c.HostConfig.NetworkMode == "host":
+		h, _ := os.Hostname()
+		return h
+	}
+	return c.ID[:12]
+}
+
 // etcFiles are the contents of c's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf (by their names in the bundle), from its config and
 // c.NetworkSettings, and its hostname.
 func etcFiles(c *containers.Container) (string, map[string][]byte, error) {
-	hostname := c.Config.Hostname
+	hostname := containerHostname(c)
 	hostNet := c.HostConfig.NetworkMode == "host"
-	if hostname == "" {
-		hostname = c.ID[:12]
-		if hostNet {
-			hostname, _ = os.Hostname()
-		}
-	}
 	hostHosts, _ := os.ReadFile("/etc/hosts")
 	hosts, err := oci.Hosts(hostname, c.HostConfig.ExtraHosts, hostNet, hostHosts)
 	if err != nil {

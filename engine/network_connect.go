@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	eventtypes "github.com/moby/moby/api/types/events"
@@ -76,7 +80,7 @@ func (s *Store) ConnectNetwork(ctx context.Context, netRef, ctrRef string, opts 
 			return err
 		}
 	}
-	_, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+	after, err := s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		eps := maps.Clone(endpointConfigs(rec))
 		eps[n.Name] = cfg
 		rec.Endpoints = eps
@@ -88,10 +92,54 @@ func (s *Store) ConnectNetwork(ctx context.Context, netRef, ctrRef string, opts 
 		}
 		return nil
 	})
-	if err == nil {
-		s.networkEvent(ctx, c, n, "connect")
+	if err != nil {
+		return err
 	}
-	return err
+	s.networkEvent(ctx, c, n, "connect")
+	if ep != nil {
+		return s.updateHosts(c, after)
+	}
+	return nil
+}
+
+// updateHosts brings a running container's /etc/hosts up to date after
+// a network connect or disconnect, as docker does: the lines naming the
+// container at its addresses on networks it left go, those for networks
+// it joined are added, and every other line (the container's own edits
+// included) stays.
+func (s *Store) updateHosts(before, after *containers.Container) error {
+	hostname := containerHostname(after)
+	lines := func(b []byte) []string { return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") }
+	old, cur := lines(hostsEntries(before, hostname)), lines(hostsEntries(after, hostname))
+	path := filepath.Join(s.containerDir(after.ID), "hosts")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("container %s: update /etc/hosts: %w", after.ID, err)
+	}
+	var out []string
+	for _, l := range lines(data) {
+		if l == "" || !slices.Contains(old, l) || slices.Contains(cur, l) {
+			out = append(out, l)
+		}
+	}
+	for _, l := range cur {
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	// In place: the file is bind-mounted into the container.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: update /etc/hosts: %w", after.ID, err)
+	}
+	_, err = f.WriteString(strings.Join(out, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: update /etc/hosts: %w", after.ID, err)
+	}
+	return nil
 }
 
 // DisconnectNetwork disconnects the container ctrRef from the network
@@ -135,7 +183,7 @@ func (s *Store) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, fo
 			return err
 		}
 	}
-	_, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+	after, err := s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		eps := maps.Clone(endpointConfigs(rec))
 		delete(eps, name)
 		rec.Endpoints = eps
@@ -144,10 +192,16 @@ func (s *Store) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, fo
 		}
 		return nil
 	})
-	if err == nil && n != nil {
+	if err != nil {
+		return err
+	}
+	if n != nil {
 		s.networkEvent(ctx, c, n, "disconnect")
 	}
-	return err
+	if running(c) {
+		return s.updateHosts(c, after)
+	}
+	return nil
 }
 
 // checkOwnNetNS refuses network connect for a container whose network

@@ -280,9 +280,18 @@ func TestDNSConnectDisconnect(t *testing.T) {
 		t.Fatalf("dnst-cc resolves on dnst-c2 before connect: %v", r)
 	}
 
+	// A line the container adds to its /etc/hosts survives connect and
+	// disconnect, which add and remove the container's own address.
+	if r := execIn(t, "dnst-cc", "sh", "-c", "echo '192.0.2.9\tmine' >> /etc/hosts"); r.code != 0 {
+		t.Fatalf("edit /etc/hosts: %v", r)
+	}
+	hostsLine := "10.201.4.40\t" + field(inspect(t, "dnst-cc"), "Id").(string)[:12]
 	ok(t, "network", "connect", "--alias", "dnst-ccalias", "--ip", "10.201.4.40", "dnst-c2", "dnst-cc")
 	if r := execIn(t, "dnst-cc", "ip", "addr", "show", "eth1"); r.code != 0 || !strings.Contains(r.stdout, "inet 10.201.4.40/24") {
 		t.Fatalf("eth1 after connect: %v", r)
+	}
+	if r := execIn(t, "dnst-cc", "cat", "/etc/hosts"); !strings.Contains(r.stdout, hostsLine+"\n") || !strings.Contains(r.stdout, "192.0.2.9\tmine\n") {
+		t.Errorf("/etc/hosts after connect lacks %q or the container's own line:\n%s", hostsLine, r.stdout)
 	}
 	for _, name := range []string{"dnst-cc", "dnst-ccalias"} {
 		if r := execIn(t, "dnst-srv", "ping", "-c", "1", "-W", "3", name); r.code != 0 || !strings.Contains(r.stdout, "10.201.4.40") {
@@ -299,6 +308,9 @@ func TestDNSConnectDisconnect(t *testing.T) {
 	ok(t, "network", "disconnect", "dnst-c2", "dnst-cc")
 	if r := execIn(t, "dnst-cc", "ip", "addr", "show", "eth1"); r.code == 0 {
 		t.Errorf("eth1 after disconnect: %v", r)
+	}
+	if r := execIn(t, "dnst-cc", "cat", "/etc/hosts"); strings.Contains(r.stdout, "10.201.4.40") || !strings.Contains(r.stdout, "192.0.2.9\tmine\n") {
+		t.Errorf("/etc/hosts after disconnect (the address must be gone, the container's line kept):\n%s", r.stdout)
 	}
 	if r := execIn(t, "dnst-srv", "nslookup", "dnst-ccalias"); r.code == 0 {
 		t.Errorf("dnst-ccalias resolves after disconnect: %v", r)
