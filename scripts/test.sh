@@ -85,7 +85,16 @@ runtime_tools() {
   [ $rc -eq 0 ] || return 1
   local n
   n=$(echo "$out" | sed -n 's/^runtime-tools: \([0-9]*\) passed.*/\1/p')
-  echo "runtime-tools: $n programs pass (floor $RT_FLOOR)"
+  # process_rlimits is not counted: its test binary is a Go program,
+  # whose runtime raises its own soft RLIMIT_NOFILE at start (it reads
+  # 3999 where the container was given 3000; a shell in the same
+  # container reads 3000), and in some runs it makes no assertion at all,
+  # which the suite counts as a pass. Counted, it moved the total by one
+  # from run to run of the same commit.
+  if echo "$out" | awk '$1 == "process_rlimits" && $2 == 0 && $4 == 0 { found = 1 } END { exit !found }'; then
+    n=$((n - 1))
+  fi
+  echo "runtime-tools: $n programs pass, process_rlimits not counted (floor $RT_FLOOR)"
   [ -n "$n" ] && [ "$n" -ge "$RT_FLOOR" ]
 }
 step "runtime-tools conformance" runtime_tools
