@@ -53,6 +53,24 @@ type StartOptions struct {
 	policyRestart bool
 }
 
+// lockedContainer resolves ref, locks the container (lockContainer) and
+// returns its record as it is under the lock, with the unlock function.
+func (s *Store) lockedContainer(ctx context.Context, ref string) (*containers.Container, func(), error) {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := s.lockContainer(c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, unlock, nil
+}
+
 // lockContainer takes an exclusive flock on the container's lock file:
 // start, cleanup and remove of one container never interleave, across
 // processes. The lock goes with the process if it dies.
@@ -71,18 +89,11 @@ func (s *Store) lockContainer(id string) (func(), error) {
 // in State.Error and docker's exit code (126 or 127 when the command
 // cannot be run) in State.ExitCode.
 func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOptions) (*containers.Container, *monitor.Conn, error) {
-	c, err := s.Container(ctx, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	unlock, err := s.lockContainer(c.ID)
+	c, unlock, err := s.lockedContainer(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
-		return nil, nil, err
-	}
 	if opts.policyRestart {
 		if err := checkPolicyRestart(c); err != nil {
 			return c, nil, err
@@ -395,19 +406,25 @@ func (s *Store) rewriteEtcFiles(c *containers.Container, dir string) error {
 		if bytes.Equal(old, files[name]) {
 			continue
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			return fmt.Errorf("container %s: %w", c.ID, err)
-		}
-		_, err = f.Write(files[name])
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writeInPlace(path, files[name]); err != nil {
 			return fmt.Errorf("container %s: write %s: %w", c.ID, path, err)
 		}
 	}
 	return nil
+}
+
+// writeInPlace replaces path's content in the file itself (not a new file
+// renamed over it): for the /etc files bind-mounted into a container.
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // specMount is the OCI mount of a resolved container mount.

@@ -36,18 +36,11 @@ var errSharedNetwork = errors.New("container sharing network namespace with anot
 // names on the network at once; a created or stopped one joins the
 // network when it starts.
 func (s *Store) ConnectNetwork(ctx context.Context, netRef, ctrRef string, opts ConnectOptions) error {
-	c, err := s.Container(ctx, ctrRef)
-	if err != nil {
-		return err
-	}
-	unlock, err := s.lockContainer(c.ID)
+	c, unlock, err := s.lockedContainer(ctx, ctrRef)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
-		return err
-	}
 	mgr := s.Networks()
 	n, err := mgr.Inspect(netRef)
 	if err != nil {
@@ -127,16 +120,7 @@ func (s *Store) updateHosts(before, after *containers.Container) error {
 			out = append(out, l)
 		}
 	}
-	// In place: the file is bind-mounted into the container.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("container %s: update /etc/hosts: %w", after.ID, err)
-	}
-	_, err = f.WriteString(strings.Join(out, "\n") + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeInPlace(path, []byte(strings.Join(out, "\n")+"\n")); err != nil {
 		return fmt.Errorf("container %s: update /etc/hosts: %w", after.ID, err)
 	}
 	return nil
@@ -148,18 +132,11 @@ func (s *Store) updateHosts(before, after *containers.Container) error {
 // not join the network when it starts. With force, a network that no
 // longer exists is disconnected by name and CNI's errors are ignored.
 func (s *Store) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error {
-	c, err := s.Container(ctx, ctrRef)
-	if err != nil {
-		return err
-	}
-	unlock, err := s.lockContainer(c.ID)
+	c, unlock, err := s.lockedContainer(ctx, ctrRef)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if c, err = s.db.GetContainer(ctx, c.ID); err != nil {
-		return err
-	}
 	mgr := s.Networks()
 	name := netRef
 	n, err := mgr.Inspect(netRef)
