@@ -144,8 +144,12 @@ func agent(t *testing.T, l *net.UnixListener) error {
 		return fmt.Errorf("receive notification: %w", err)
 	}
 	name, _ := req.Data.Syscall.GetName()
-	if name != "mknodat" || int(req.Pid) != st.Pid {
-		return fmt.Errorf("notification for %q from pid %d, want mknodat from %d", name, req.Pid, st.Pid)
+	// The notification names the calling thread, which in the Go child
+	// may be any of the process's threads (the filter is TSYNC'ed); the
+	// caller waits for the answer, so its /proc entry is there.
+	_, terr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", st.Pid, req.Pid))
+	if name != "mknodat" || terr != nil {
+		return fmt.Errorf("notification for %q from thread %d, want mknodat from a thread of %d", name, req.Pid, st.Pid)
 	}
 	return libseccomp.NotifRespond(libseccomp.ScmpFd(fd), &libseccomp.ScmpNotifResp{
 		ID: req.ID, Error: int32(unix.ENOMEDIUM), // libseccomp negates it
