@@ -979,6 +979,10 @@ static void kill_children(void)
 		if (v > 0)
 			kill((pid_t)v, SIGKILL);
 	}
+	// Reaped before the monitor exits, so that they do not become the
+	// host init's zombies.
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
 }
 
 // recv_request reads one request type byte from the caller, and the fds
