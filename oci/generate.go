@@ -124,7 +124,7 @@ func buildSpec(in Input) (*specs.Spec, error) {
 		}
 		s.Hostname = h
 	}
-	ns, err := namespaces(hc, in.NetNSPath)
+	ns, err := Namespaces(hc, in.NetNSPath)
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +247,11 @@ func buildSpec(in Input) (*specs.Spec, error) {
 	return s, nil
 }
 
-// namespaces returns the container's namespaces: docker's default is a
-// new one of each kind but user; a cgroup namespace of its own on a
-// cgroup v2 host, the host's on v1.
-func namespaces(hc *container.HostConfig, netnsPath string) ([]specs.LinuxNamespace, error) {
+// Namespaces returns the namespaces of a container with hc whose network
+// namespace is at netnsPath ("" for none or a new one): docker's default
+// is a new one of each kind but user; a cgroup namespace of its own on a
+// cgroup v2 host, the host's on v1. Generate gives the spec these.
+func Namespaces(hc *container.HostConfig, netnsPath string) ([]specs.LinuxNamespace, error) {
 	var ns []specs.LinuxNamespace
 	switch {
 	case hc.PidMode == "":

@@ -45,8 +45,22 @@ type CreateOpts struct {
 	// created, before its process is allowed to start; an error deletes
 	// the container and is Launch's.
 	BeforeStart func() error
-	// spec, when set, is the bundle's config already loaded by Run.
-	spec *specs.Spec
+	// Spec, when set, is the bundle's config in memory: config.json is
+	// not read (it must still be written, for hooks and tools). Its
+	// root.path may be relative to Bundle. Create does not modify it,
+	// so its caller may read it (marshal it) concurrently.
+	Spec *specs.Spec
+	// BundleReady, when set, is called once init is spawned, before it
+	// gets its config and starts using the bundle (mounts its rootfs,
+	// runs hooks): the caller may finish the bundle (mount the rootfs,
+	// write config.json) concurrently with the creation until then. Its
+	// error deletes the container and is Create's.
+	BundleReady func() error
+	// Prespawned, when set, is the container's init already started
+	// (Prespawn) with the namespaces the config asks for; Create takes
+	// it instead of spawning one, or fails (and kills it) if it is not
+	// what the config asks.
+	Prespawned *Prespawned
 }
 
 // initConfig is what the parent sends init (or an exec'd process).
@@ -69,6 +83,9 @@ type initConfig struct {
 	PreserveFds  int              `json:"preserveFds"`
 	FifoFd       int              `json:"fifoFd"`    // -1: wait for msgStart
 	ConsoleFd    int              `json:"consoleFd"` // -1: no console socket
+	// Unshare are the clone flags of the namespaces init makes itself
+	// (a prespawned init: see lateNamespaces).
+	Unshare int `json:"unshare,omitempty"`
 }
 
 // Create makes a container from a bundle and leaves its init waiting for
@@ -82,11 +99,13 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := o.spec
+	s := o.Spec
 	if s == nil {
 		if s, err = spec.Load(bundle); err != nil {
 			return nil, nil, err
 		}
+	} else if s, err = inMemorySpec(s, bundle); err != nil {
+		return nil, nil, err
 	}
 	filter, err := r.validateSystem(s)
 	if err != nil {
@@ -120,6 +139,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	var spawned *proc
 	defer func() {
 		if retErr != nil {
+			o.Prespawned.Discard()
 			if spawned != nil {
 				unix.Kill(spawned.pid, unix.SIGKILL)
 				reap(spawned.pid)
@@ -157,17 +177,9 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 			sp.preserve = append(sp.preserve, os.NewFile(uintptr(3+i), "listen"))
 		}
 	}
-	userns := false
-	newNet := false
-	for _, ns := range s.Linux.Namespaces {
-		flag, _ := namespaces.CloneFlag(ns.Type)
-		if ns.Path == "" {
-			sp.cloneFlags |= flag
-			newNet = newNet || ns.Type == specs.NetworkNamespace
-		} else {
-			sp.joins = append(sp.joins, nsJoin{flag, ns.Path})
-		}
-		userns = userns || ns.Type == specs.UserNamespace
+	var userns, newNet bool
+	if sp.cloneFlags, sp.joins, userns, newNet, err = namespaceSpawn(s.Linux.Namespaces); err != nil {
+		return nil, nil, err
 	}
 	sp.timens = timensOffsets(s.Linux.TimeOffsets)
 
@@ -237,12 +249,23 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return cg.Apply(pid)
 	}
 
-	r.Log.Debug("spawn init", "id", o.ID)
-	p, err = r.spawn(sp)
-	if err != nil {
-		return nil, nil, err
+	if pp := o.Prespawned; pp != nil {
+		r.Log.Debug("take the prespawned init", "id", o.ID)
+		if p, err = pp.take(sp); err != nil {
+			return nil, nil, err
+		}
+		spawned = p
+		if err := sp.placed(p.pid); err != nil {
+			return nil, nil, err
+		}
+		cfg.Unshare = sp.cloneFlags & lateNamespaces
+	} else {
+		r.Log.Debug("spawn init", "id", o.ID)
+		if p, err = r.spawn(sp); err != nil {
+			return nil, nil, err
+		}
+		spawned = p
 	}
-	spawned = p
 	r.Log.Debug("init forked", "id", o.ID, "pid", p.pid)
 	c.State.Pid = p.pid
 	cfg.HostPid = p.pid
@@ -250,6 +273,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		path := fmt.Sprintf("/proc/%d/oom_score_adj", p.pid)
 		if err := os.WriteFile(path, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
 			return nil, nil, fmt.Errorf("process.oomScoreAdj: %w%s", err, capHint(err, "lowering it"))
+		}
+	}
+	if o.BundleReady != nil {
+		if err := o.BundleReady(); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := p.send(message{Type: msgConfig, Config: cfg}); err != nil {
@@ -300,6 +328,21 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		}
 	}
 	return c, p, nil
+}
+
+// inMemorySpec is what spec.Load makes of a config given in memory: root.path
+// absolute, validated. The caller's spec is left as it was.
+func inMemorySpec(s *specs.Spec, bundle string) (*specs.Spec, error) {
+	if s.Root != nil && !filepath.IsAbs(s.Root.Path) {
+		cp, root := *s, *s.Root
+		root.Path = filepath.Join(bundle, root.Path)
+		cp.Root = &root
+		s = &cp
+	}
+	if err := spec.Validate(s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, "config.json"), err)
+	}
+	return s, nil
 }
 
 // initError names an end of the sync socket for what it is: init died.

@@ -37,6 +37,10 @@ func Init() {
 		os.Exit(1)
 	}
 	os.Unsetenv(nsexec.EnvInitPipe)
+	// encoding/json's first decode of a type builds its field tables
+	// (about 2 ms for the spec's): built here while init waits for its
+	// config (a prespawned init waits), the config's decode is quick.
+	go json.Unmarshal([]byte("{}"), new(message))
 	sock := os.NewFile(uintptr(fd), "sync")
 	p := &proc{sock: sock, dec: json.NewDecoder(sock), enc: json.NewEncoder(sock), syncFd: fd}
 	m, err := p.recv()
@@ -67,6 +71,14 @@ func Init() {
 // user's program once started.
 func containerInit(p *proc, c *initConfig) error {
 	s := c.Spec
+	if c.Unshare != 0 {
+		// Now that the rootfs is mounted and init is in its cgroup:
+		// the mount namespace copies the first, the cgroup namespace is
+		// rooted in the second. For this thread, which execs.
+		if err := unix.Unshare(c.Unshare); err != nil {
+			return fmt.Errorf("create namespaces (clone flags %#x): %w", c.Unshare, err)
+		}
+	}
 	if !c.NoNewKeyring {
 		// A fresh session keyring, so the container cannot read the
 		// host's keys. Kernels without keyrings just lack this.

@@ -32,7 +32,7 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	o.spec = s
+	o.Spec = s
 	var local *os.File
 	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		var child *os.File
@@ -91,11 +91,14 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 // the caller's process (berth's engine starts its containers so).
 func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
 	o.Run = true
-	s, err := spec.Load(o.Bundle)
-	if err != nil {
-		return nil, err
+	s := o.Spec
+	if s == nil {
+		var err error
+		if s, err = spec.Load(o.Bundle); err != nil {
+			return nil, err
+		}
+		o.Spec = s
 	}
-	o.spec = s
 	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		return nil, fmt.Errorf("process.terminal with --detach needs --console-socket")
 	}
