@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -82,7 +83,14 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 			if err := ensureImage(ctx, s, cfg.Image, f.pull, f.platform, cmd.ErrOrStderr()); err != nil {
 				return exitWith(cmd, 125, err)
 			}
-			c, err := s.CreateContainer(ctx, engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint})
+			co := engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint}
+			if !createOnly {
+				co.Start = &engine.StartOptions{}
+				if !f.detach {
+					*co.Start = attachStartOptions(hc)
+				}
+			}
+			c, err := s.CreateContainer(ctx, co)
 			if err != nil {
 				return exitWith(cmd, 125, err)
 			}
@@ -190,10 +198,11 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 	// for it. With one, the monitor's cleanup decides what follows. A
 	// start claims it before the container runs (one that exits at once
 	// would otherwise beat the claim).
-	claim := c.HostConfig.RestartPolicy.Name == "" || c.HostConfig.RestartPolicy.Name == "no"
+	so := attachStartOptions(c.HostConfig)
+	claim := so.ClaimCleanup
 	claimed := false
 	if start {
-		c, conn, err = s.StartContainer(ctx, c.ID, engine.StartOptions{Attach: true, ClaimCleanup: claim})
+		c, conn, err = s.StartContainer(ctx, c.ID, so)
 		if err != nil {
 			return 0, err
 		}
@@ -280,6 +289,13 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 		return 0, err
 	}
 	return code, nil
+}
+
+// attachStartOptions are the options of a start with the container's
+// stdio attached: without a restart policy the client cleans up after
+// the exit (see attachRun).
+func attachStartOptions(hc *container.HostConfig) engine.StartOptions {
+	return engine.StartOptions{Attach: true, ClaimCleanup: hc.RestartPolicy.Name == "" || hc.RestartPolicy.Name == "no"}
 }
 
 // pumpStdin copies in to the container's stdin until EOF (then closes

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -46,6 +47,11 @@ type CreateOptions struct {
 	// Endpoint is the user's settings for the network of the network
 	// mode (--network-alias, --ip, --ip6, --mac-address); nil for none.
 	Endpoint *mobynet.EndpointSettings
+	// Start, when set, is how the caller will start the container right
+	// after (run): its monitor, and where it can its init, are started
+	// while the container is created, and StartContainer with the same
+	// options takes them over. Close or RemoveContainer give them up.
+	Start *StartOptions
 }
 
 // containerDir is the container's directory in the store: its bundle
@@ -117,6 +123,17 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 				return nil, err
 			}
 		}
+	}
+	if opts.Start != nil {
+		if err := s.launchEarly(ctx, c, *opts.Start); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				s.dropEarly(c.ID)
+				os.RemoveAll(s.containerDir(id))
+			}
+		}()
 	}
 	if err := s.recordNew(ctx, c); err != nil {
 		return nil, err
@@ -378,6 +395,9 @@ func (s *Store) createVolumes(c *containers.Container) error {
 			return err
 		}
 	}
+	if vs == nil {
+		return nil // no volume: the record's mounts are as they were
+	}
 	_, err := s.db.UpdateContainer(context.Background(), c.ID, func(rec *containers.Container) error {
 		rec.Mounts = c.Mounts
 		return nil
@@ -427,30 +447,41 @@ func (s *Store) mountRootfs(id, target string, volatile bool) error {
 // volumes. Missing pieces are not errors: a create killed half-way leaves
 // a record that rm must be able to remove.
 func (s *Store) destroy(ctx context.Context, c *containers.Container, volumes bool) error {
-	var errs []error
+	return s.destroyAfter(ctx, c, volumes, nil)
+}
+
+// destroyAfter is destroy, with the container's files removed at once
+// (its snapshot, its directory and its run directory, in parallel) and the
+// record only once pending (nil: nothing) returned nil: a container whose
+// removal failed half-way keeps its record, for rm to try again.
+func (s *Store) destroyAfter(ctx context.Context, c *containers.Container, volumes bool, pending func() error) error {
 	dir := s.containerDir(c.ID)
 	if err := snapshot.Unmount(filepath.Join(dir, "rootfs")); err != nil {
-		errs = append(errs, err)
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	if err := s.sn.Remove(snapshotKey(c.ID)); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
-		errs = append(errs, fmt.Errorf("remove rootfs: %w", err))
-	}
-	if err := removeDir(dir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(s.runDir(c.ID)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := s.db.DeleteContainer(ctx, c.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		errs = append(errs, err)
-	}
-	if volumes {
-		if err := s.removeAnonymousVolumes(c); err != nil {
-			errs = append(errs, err)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.sn.Remove(snapshotKey(c.ID)); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			errs[0] = fmt.Errorf("remove rootfs: %w", err)
 		}
+	})
+	wg.Go(func() { errs[1] = removeDir(dir) })
+	errs[2] = os.RemoveAll(s.runDir(c.ID))
+	wg.Wait()
+	if pending != nil {
+		errs = append(errs, pending())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := s.db.DeleteContainer(ctx, c.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if volumes {
+		if err := s.removeAnonymousVolumes(c); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.ID, err)
+		}
 	}
 	s.containerEvent(ctx, c, "destroy")
 	return nil

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/monitor"
+	"github.com/berth-project/berth/oci"
 	"github.com/berth-project/berth/runtime/container"
 )
 
@@ -22,13 +25,16 @@ import (
 // state.json) runs here. That saves the Go runtime's start-up of a
 // `berth runtime run` process per container start. The container's
 // runtime state is where `berth runtime` (and the engine's kill, exec,
-// pause) find it. beforeStart runs once the container is created, before
-// its process may start; its error fails the start. On error l is aborted.
+// pause) find it. spec is the bundle's config, which the caller may still
+// be writing: bundleReady returns once the bundle is complete (or why it
+// is not), and init gets its config only then. beforeStart runs once the
+// container is created, before its process may start; its error fails
+// the start. On error l is aborted.
 //
 // If this process dies before the container runs, the monitor kills what
 // it started and exits without recording an exit; the next start or
 // remove clears what is left (see clearLeftovers).
-func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.Options, dir string, beforeStart func() error) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *container.Prespawned, mo monitor.Options, dir string, spec *specs.Spec, bundleReady, beforeStart func() error) (_ *monitor.Conn, _ monitor.Started, retErr error) {
 	defer func() {
 		if retErr != nil {
 			l.Abort()
@@ -38,7 +44,7 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, mo monitor.
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
 	}
-	o := container.CreateOpts{ID: c.ID, Bundle: dir, Starter: l, BeforeStart: beforeStart}
+	o := container.CreateOpts{ID: c.ID, Bundle: dir, Spec: spec, Starter: l, Prespawned: pre, BundleReady: bundleReady, BeforeStart: beforeStart}
 	if mo.Terminal {
 		var err error
 		if o.Console, err = monitor.DialConsole(mo.RunDir); err != nil {
@@ -89,4 +95,137 @@ func (s *Store) clearLeftovers(ctx context.Context, c *containers.Container) err
 		}
 	}
 	return nil
+}
+
+// earlyLaunch is a container's monitor being started in the background
+// and, once it is given the container's namespaces, its init prespawned
+// through it (container.Prespawn): the exec of the monitor, stage 0 and
+// init's own start-up overlap the work of the caller until the runtime
+// creates the container (the container's record, snapshot, rootfs mount
+// and bundle). start makes one; a create for a start that follows at
+// once (CreateOptions.Start) makes it earlier still.
+type earlyLaunch struct {
+	opts StartOptions // what it was started for
+	nsc  chan []specs.LinuxNamespace
+	once sync.Once
+	done chan struct{}
+	l    *monitor.Launcher
+	pre  *container.Prespawned
+	err  error
+}
+
+// beginLaunch starts the monitor mo in the background.
+func (s *Store) beginLaunch(ctx context.Context, mo monitor.Options, opts StartOptions) *earlyLaunch {
+	e := &earlyLaunch{opts: opts, nsc: make(chan []specs.LinuxNamespace, 1), done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		if e.l, e.err = monitor.Launch(ctx, mo); e.err != nil {
+			return
+		}
+		ns := <-e.nsc
+		if ns == nil {
+			return
+		}
+		root := s.runtimeRoot()
+		if err := os.MkdirAll(root, 0o711); err != nil {
+			e.err = fmt.Errorf("runtime root %s: %w", root, err)
+			return
+		}
+		rt := &container.Runtime{Root: root, Log: slog.New(slog.DiscardHandler)}
+		e.pre, e.err = rt.Prespawn(e.l, ns)
+	}()
+	return e
+}
+
+// prespawn gives the container's namespaces (nil: do not prespawn, the
+// runtime's create spawns init itself); only the first call counts.
+func (e *earlyLaunch) prespawn(ns []specs.LinuxNamespace) { e.once.Do(func() { e.nsc <- ns }) }
+
+// wait returns the monitor and the prespawned init (nil if none), once
+// started (prespawn must have been called).
+func (e *earlyLaunch) wait() (*monitor.Launcher, *container.Prespawned, error) {
+	<-e.done
+	return e.l, e.pre, e.err
+}
+
+// abort gives the launch up: the monitor kills the prespawned init and
+// exits.
+func (e *earlyLaunch) abort() {
+	e.prespawn(nil)
+	<-e.done
+	e.pre.Discard()
+	if e.l != nil {
+		e.l.Abort()
+	}
+}
+
+// launchEarly starts the monitor (and, where the namespaces are known
+// already, the init) of container c, just planned by CreateContainer, for
+// the start with opts that will follow: c's directories are made here,
+// and takeEarly hands the launch to that start.
+func (s *Store) launchEarly(ctx context.Context, c *containers.Container, opts StartOptions) error {
+	exe, err := s.exe()
+	if err != nil {
+		return err
+	}
+	if self, err := os.Executable(); err != nil || self != exe {
+		return nil // another binary runs containers: see start
+	}
+	mo, err := s.monitorOptions(c, exe, opts)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.containerDir(c.ID), 0o710); err != nil {
+		return fmt.Errorf("create container %s: %w", c.ID, err)
+	}
+	if err := os.MkdirAll(mo.RunDir, 0o700); err != nil {
+		return fmt.Errorf("create container %s: %w", c.ID, err)
+	}
+	e := s.beginLaunch(ctx, mo, opts)
+	switch mode := c.HostConfig.NetworkMode; {
+	case c.Config.Tty:
+		e.prespawn(nil) // the console is the runtime's create's to pass
+	case mode == "none" || mode.IsHost():
+		// No network namespace to make first: init can start now.
+		if ns, err := oci.Namespaces(c.HostConfig, ""); err == nil {
+			e.prespawn(ns)
+		}
+	}
+	s.earlyMu.Lock()
+	defer s.earlyMu.Unlock()
+	if s.early == nil {
+		s.early = map[string]*earlyLaunch{}
+	}
+	s.early[c.ID] = e
+	return nil
+}
+
+// takeEarly returns the early launch made for container id's start with
+// opts, or nil. A launch made for another kind of start is aborted.
+func (s *Store) takeEarly(id string, opts StartOptions) *earlyLaunch {
+	s.earlyMu.Lock()
+	e := s.early[id]
+	delete(s.early, id)
+	s.earlyMu.Unlock()
+	if e == nil {
+		return nil
+	}
+	if e.opts != opts {
+		e.abort()
+		return nil
+	}
+	return e
+}
+
+// dropEarly aborts container id's early launch, if any, and removes its
+// run directory.
+func (s *Store) dropEarly(id string) {
+	s.earlyMu.Lock()
+	e := s.early[id]
+	delete(s.early, id)
+	s.earlyMu.Unlock()
+	if e != nil {
+		e.abort()
+		os.RemoveAll(s.runDir(id))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-project/berth/internal/flock"
@@ -164,9 +165,19 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	dir := s.containerDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	run := s.runDir(c.ID)
-	// What a previous run left: a dead monitor's files, a mount, the
-	// runtime's state and network of a start cut short.
-	os.RemoveAll(run)
+	// A launch begun by the create of this container (the run dir is
+	// its monitor's), else what a previous run left: a dead monitor's
+	// files, a mount, the runtime's state and network of a start cut
+	// short.
+	early := s.takeEarly(c.ID, opts)
+	if early == nil {
+		os.RemoveAll(run)
+	}
+	defer func() {
+		if retErr != nil && early != nil {
+			early.abort()
+		}
+	}()
 	snapshot.Unmount(rootfs)
 	if err := s.clearLeftovers(ctx, c); err != nil {
 		return nil, monitor.Started{}, err
@@ -178,43 +189,19 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	if err != nil {
 		return nil, monitor.Started{}, err
 	}
-	mo := monitor.Options{
-		Exe:          exe,
-		RunDir:       run,
-		Terminal:     c.Config.Tty, // the spec's process.terminal (checked below)
-		Stdin:        c.Config.OpenStdin,
-		StdinOnce:    c.Config.StdinOnce,
-		Attach:       opts.Attach,
-		ClaimCleanup: opts.Attach && opts.ClaimCleanup,
-		ExitCommand:  []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+	mo, err := s.monitorOptions(c, exe, opts)
+	if err != nil {
+		return nil, monitor.Started{}, err
 	}
-	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
-		mo.LogPath = filepath.Join(dir, c.ID+"-json.log")
-		mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config)
-		if err != nil {
-			return nil, monitor.Started{}, err
-		}
-	}
-	s.healthOptions(c, exe, &mo)
 
 	// This process is the runtime when it is the binary the monitor
-	// runs (see launch); the monitor then starts (an exec and a fork)
-	// while the rootfs is mounted and the bundle written.
-	var launched func() (*monitor.Launcher, error)
-	if self, err := os.Executable(); err == nil && self == exe {
-		var l *monitor.Launcher
-		var lerr error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			l, lerr = monitor.Launch(ctx, mo)
-		}()
-		launched = func() (*monitor.Launcher, error) { <-done; return l, lerr }
-		defer func() {
-			if l, err := launched(); retErr != nil && err == nil {
-				l.Abort()
-			}
-		}()
+	// runs (see launch). The monitor then starts (an exec and a fork)
+	// and, once the network namespace is known, forks the container's
+	// init (stage 0, an exec and the init's runtime start-up: see
+	// container.Prespawn) while this process mounts the rootfs and
+	// writes the bundle.
+	if self, err := os.Executable(); err == nil && self == exe && early == nil {
+		early = s.beginLaunch(ctx, mo, opts)
 	}
 
 	// The CNI ADD runs while the rootfs is mounted, the bundle written
@@ -235,18 +222,27 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		return nil, monitor.Started{}, err
 	}
 	finishNetwork = finish
+	if early != nil {
+		if mo.Terminal {
+			early.prespawn(nil) // the console is the create's to pass to init
+		} else {
+			// Generate fails on the same error later.
+			ns, _ := oci.Namespaces(c.HostConfig, containerNetNS(c))
+			early.prespawn(ns)
+		}
+	}
 	// A --rm container's layer goes with it: no sync on its way out.
 	if err := s.mountRootfs(c.ID, rootfs, c.HostConfig.AutoRemove); err != nil {
 		return nil, monitor.Started{}, err
 	}
-	if launched == nil || netSysctls(c) {
+	if early == nil || netSysctls(c) {
 		// The runtime's create writes the container's net.* sysctls,
 		// some of its interfaces'; an external runtime starts at once.
 		if err := finishNetwork(); err != nil {
 			return nil, monitor.Started{}, err
 		}
 	}
-	spec, err := s.bundle(c, dir, rootfs)
+	spec, files, err := s.bundleSpec(c, dir, rootfs)
 	if err != nil {
 		return nil, monitor.Started{}, err
 	}
@@ -254,11 +250,7 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 		return nil, monitor.Started{}, fmt.Errorf("container %s: process.terminal is %v but Tty %v", c.ID, spec.Process.Terminal, mo.Terminal)
 	}
 
-	if launched != nil {
-		l, err := launched()
-		if err != nil {
-			return nil, monitor.Started{}, err
-		}
+	if early != nil {
 		// Before the container's process starts: the network's ADD
 		// done and what it gave written into the files bundle wrote
 		// without it (/etc/hosts' own addresses, resolv.conf's name
@@ -269,7 +261,36 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			}
 			return s.rewriteEtcFiles(c, dir)
 		}
-		return s.launch(c, l, mo, dir, beforeStart)
+		// The runtime spawns init (the monitor, stage 0 and init's own
+		// start-up) while this goroutine writes the bundle; init gets
+		// its config once the bundle is complete.
+		written := make(chan error, 1)
+		bundleReady := func() error { return <-written }
+		type result struct {
+			conn    *monitor.Conn
+			started monitor.Started
+			err     error
+		}
+		done := make(chan result, 1)
+		go func() {
+			var r result
+			if l, pre, err := early.wait(); err != nil {
+				r.err = err
+			} else {
+				r.conn, r.started, r.err = s.launch(c, l, pre, mo, dir, spec, bundleReady, beforeStart)
+			}
+			done <- r
+		}()
+		werr := writeBundle(dir, rootfs, spec, files)
+		written <- werr
+		r := <-done
+		if werr != nil && r.err == nil {
+			r.err = werr // the launch got as far without the bundle
+		}
+		return r.conn, r.started, r.err
+	}
+	if err := writeBundle(dir, rootfs, spec, files); err != nil {
+		return nil, monitor.Started{}, err
 	}
 	// Another binary than this process's (a library user's): the
 	// monitor runs it as the runtime.
@@ -286,6 +307,29 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 	}
 	started, err := monitor.Start(ctx, mo)
 	return nil, started, err
+}
+
+// monitorOptions are the options of c's monitor for a start with opts.
+func (s *Store) monitorOptions(c *containers.Container, exe string, opts StartOptions) (monitor.Options, error) {
+	mo := monitor.Options{
+		Exe:          exe,
+		RunDir:       s.runDir(c.ID),
+		Terminal:     c.Config.Tty, // the spec's process.terminal (start checks)
+		Stdin:        c.Config.OpenStdin,
+		StdinOnce:    c.Config.StdinOnce,
+		Attach:       opts.Attach,
+		ClaimCleanup: opts.Attach && opts.ClaimCleanup,
+		ExitCommand:  []string{exe, "--root", s.root, "--runroot", s.runRoot, "container", "cleanup", c.ID},
+	}
+	if lc := c.HostConfig.LogConfig; lc.Type != "none" {
+		mo.LogPath = filepath.Join(s.containerDir(c.ID), c.ID+"-json.log")
+		var err error
+		if mo.LogMaxSize, mo.LogMaxFiles, err = logLimits(lc.Config); err != nil {
+			return monitor.Options{}, err
+		}
+	}
+	s.healthOptions(c, exe, &mo)
+	return mo, nil
 }
 
 // logLimits reads json-file's max-size and max-file options.
@@ -308,16 +352,12 @@ func logLimits(opts map[string]string) (int64, int, error) {
 	return size, files, nil
 }
 
-// bundle writes the container's /etc files and config.json into dir.
-func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec, error) {
+// bundleSpec makes c's OCI config (the rootfs must be mounted: users and
+// groups are looked up inside it) and the /etc files its mounts name.
+func (s *Store) bundleSpec(c *containers.Container, dir, rootfs string) (*specs.Spec, map[string][]byte, error) {
 	hostname, files, err := etcFiles(c)
 	if err != nil {
-		return nil, err
-	}
-	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
-			return nil, err
-		}
+		return nil, nil, err
 	}
 	var mounts []specs.Mount
 	for _, m := range c.Mounts {
@@ -329,29 +369,37 @@ func (s *Store) bundle(c *containers.Container, dir, rootfs string) (*specs.Spec
 		NetNSPath: containerNetNS(c)}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init {
 		if in.InitPath, err = s.exe(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	spec, err := oci.Generate(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec.Root.Path = "rootfs"
+	return spec, files, nil
+}
+
+// writeBundle writes the /etc files and config.json of spec into dir and
+// makes the working directory.
+func writeBundle(dir, rootfs string, spec *specs.Spec, files map[string][]byte) error {
+	for name, data := range files {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
 	// Docker creates a missing working directory (root's, 0755), inside
 	// the rootfs: a symlink on the way cannot lead out of it.
 	if cwd := spec.Process.Cwd; cwd != "" && cwd != "/" {
 		if err := pathrs.MkdirAll(rootfs, cwd, 0o755); err != nil {
-			return nil, fmt.Errorf("working directory %s: %w", cwd, err)
+			return fmt.Errorf("working directory %s: %w", cwd, err)
 		}
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
-		return nil, err
-	}
-	return spec, nil
+	return writeFileAtomic(filepath.Join(dir, "config.json"), data, 0o600)
 }
 
 // containerHostname is c's hostname: -h, else its short ID (the host's
@@ -574,10 +622,27 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 		finished = time.Now().UTC()
 	}
 	s.containerEvent(ctx, c, "die", "exitCode", strconv.Itoa(code))
-	rt := s.runtime()
-	if err := rt.deleteState(c.ID); err != nil {
-		return nil, fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
+	// The runtime's state and cgroup go while the rest is removed, if
+	// nothing of the container can still run: with a pid namespace of its
+	// own, its init's exit was the last of its processes'. With the
+	// host's, the runtime's delete kills what is left first.
+	deleteState := func() error {
+		if err := s.runtime().deleteState(c.ID); err != nil {
+			return fmt.Errorf("container %s: delete runtime state: %w", c.ID, err)
+		}
+		return nil
 	}
+	waitDeleted := func() error { return nil }
+	if c.HostConfig.PidMode.IsHost() {
+		if err := deleteState(); err != nil {
+			return nil, err
+		}
+	} else {
+		deleted := make(chan error, 1)
+		go func() { deleted <- deleteState() }()
+		waitDeleted = sync.OnceValue(func() error { return <-deleted })
+	}
+	defer waitDeleted()
 	if err := s.teardownNetworkAfterExit(ctx, c); err != nil {
 		// Not fatal: a container whose network cannot be torn down
 		// must still stop; the error says what is left.
@@ -586,12 +651,15 @@ func (s *Store) cleanup(ctx context.Context, c *containers.Container) (*containe
 	if err := snapshot.Unmount(filepath.Join(s.containerDir(c.ID), "rootfs")); err != nil {
 		return nil, err
 	}
-	os.RemoveAll(run)
 	if c.HostConfig.AutoRemove {
-		if err := s.destroy(ctx, c, true); err != nil {
+		if err := s.destroyAfter(ctx, c, true, waitDeleted); err != nil {
 			return nil, err
 		}
 		return nil, nil
+	}
+	os.RemoveAll(run)
+	if err := waitDeleted(); err != nil {
+		return nil, err
 	}
 	nc, err := s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
 		rec.State.Status = containers.Exited
@@ -802,6 +870,7 @@ func (s *Store) RemoveContainer(ctx context.Context, ref string, opts RemoveOpti
 	if err != nil {
 		return err
 	}
+	s.dropEarly(c.ID)
 	if c.State.Status == containers.Running || c.State.Status == containers.Paused || c.State.Status == containers.Restarting {
 		if !opts.Force {
 			return fmt.Errorf("cannot remove container \"/%s\": container is %s: stop the container before removing or force remove: %w", c.Name, c.State.Status, ErrConflict)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/berth-project/berth/content"
 	"github.com/berth-project/berth/metadata"
@@ -28,6 +29,9 @@ type Store struct {
 	db       *metadata.DB
 	sn       snapshot.Snapshotter
 	overlay  bool
+
+	earlyMu sync.Mutex
+	early   map[string]*earlyLaunch // by container ID: see launchEarly
 }
 
 // Options tune OpenWith.
@@ -99,6 +103,15 @@ func OpenWith(root string, opts Options) (*Store, error) {
 
 // Close releases the store's snapshotter and database.
 func (s *Store) Close() error {
+	s.earlyMu.Lock()
+	ids := make([]string, 0, len(s.early))
+	for id := range s.early {
+		ids = append(ids, id)
+	}
+	s.earlyMu.Unlock()
+	for _, id := range ids {
+		s.dropEarly(id)
+	}
 	return errors.Join(s.sn.Close(), s.db.Close())
 }
 

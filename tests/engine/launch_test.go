@@ -219,3 +219,53 @@ func containerProcs(id, monDir string) []string {
 	}
 	return out
 }
+
+// TestRunBundleFails: the runtime spawns init while the CLI writes the
+// bundle; a bundle that cannot be written (here a working directory under
+// a file) fails the start with that error and leaves no init, monitor,
+// cgroup or runtime state, the container created as docker leaves it.
+func TestRunBundleFails(t *testing.T) {
+	cleanupContainer(t, "nobundle")
+	r := berth(t, "run", "--name", "nobundle", "--network", "none", "-w", "/etc/passwd/sub", "busybox", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "working directory /etc/passwd/sub") {
+		t.Fatalf("run: want the working directory's error, got %v", r)
+	}
+	id := strings.TrimSpace(ok(t, "inspect", "--format", "{{.Id}}", "nobundle"))
+	if st := status(t, "nobundle"); st != "created" {
+		t.Fatalf("status %q, want created", st)
+	}
+	if exists(filepath.Join(runDir, "runtime", id)) {
+		t.Fatalf("the failed start left runtime state")
+	}
+	if ps := containerProcs(id, filepath.Join(runDir, "containers", id)); len(ps) != 0 {
+		for _, p := range ps {
+			b, _ := os.ReadFile("/proc/" + p + "/status")
+			c, _ := os.ReadFile("/proc/" + p + "/cgroup")
+			t.Logf("%s\n%s", b, c)
+		}
+		t.Fatalf("%d processes of the failed start run", len(ps))
+	}
+	for _, cg := range []string{"/sys/fs/cgroup/pids/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
+		if exists(cg) {
+			t.Fatalf("the failed start left cgroup %s", cg)
+		}
+	}
+}
+
+// TestRunCgroupNamespace: init is started before its cgroup exists and
+// moved into it, so a private cgroup namespace must be made after the
+// move: rooted in the container's cgroup, every line of /proc/self/cgroup
+// reads "/", where the host's namespace shows the container's path.
+func TestRunCgroupNamespace(t *testing.T) {
+	out := ok(t, "run", "--rm", "--network", "none", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if !strings.HasSuffix(l, ":/") {
+			t.Fatalf("private cgroup namespace: %q is not rooted in the container's cgroup:\n%s", l, out)
+		}
+	}
+	out = ok(t, "run", "--rm", "--network", "none", "--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup")
+	if !strings.Contains(out, "/berth/") {
+		t.Fatalf("host cgroup namespace: no /berth/ path in\n%s", out)
+	}
+}
