@@ -35,5 +35,14 @@ check "events --stats" 0 $?
 "$R" --root $ROOT delete -f v2b
 check "delete" 0 $?
 check "cgroup removed" no "$([ -d "$cg" ] && echo yes || echo no)"
+# The engine: a run's init is prespawned before its cgroup is made, and
+# makes its cgroup namespace once it has been moved into it.
+E="$(dirname "$R")/berth --root /run/berth-vmtest-engine --runroot /run/berth-vmtest-engine-run"
+tar -C "$B/rootfs" -cf /tmp/engine-rootfs.tar . && $E import /tmp/engine-rootfs.tar vm:local >/dev/null
+check "engine import" 0 $?
+check "engine run: cgroup ns root" "0::/" "$($E run --rm --network none vm:local cat /proc/self/cgroup)"
+check "engine run: host cgroup ns" "0::/berth/" "$($E run --rm --network none --cgroupns host vm:local cat /proc/self/cgroup | cut -c1-10)"
+check "engine run: memory.max" 67108864 "$($E run --rm --network none -m 64m vm:local cat /sys/fs/cgroup/memory.max)"
+check "engine run: nothing left" "" "$($E ps -aq)"
 echo "vm-v2: $pass passed, $fail failed"
 [ $fail -eq 0 ]
