@@ -182,18 +182,38 @@ func TestRunRuntimeRefusesConfig(t *testing.T) {
 	if r.code != 125 || !strings.Contains(r.stderr, "RLIMIT_NOFILE") {
 		t.Fatalf("run: want 125 naming RLIMIT_NOFILE, got %v", r)
 	}
-	id := strings.TrimSpace(ok(t, "inspect", "--format", "{{.Id}}", "refused"))
-	if st := status(t, "refused"); st != "created" {
-		t.Fatalf("status %q, want created", st)
-	}
-	if exists(filepath.Join(runDir, "runtime", id)) {
-		t.Fatalf("the refused start left runtime state")
-	}
+	id := createdAfterFailedStart(t, "refused")
 	if r := berth(t, "start", "refused"); r.code == 0 || !strings.Contains(r.stderr, "RLIMIT_NOFILE") {
 		t.Fatalf("start again: %v", r)
 	}
-	if n := len(containerProcs(id, filepath.Join(runDir, "containers", id))); n != 0 {
-		t.Fatalf("%d processes of the refused container run", n)
+	noContainerProcs(t, id)
+}
+
+// createdAfterFailedStart checks that the container name, whose start
+// failed, is left created without runtime state, and returns its ID.
+func createdAfterFailedStart(t *testing.T, name string) string {
+	t.Helper()
+	id := strings.TrimSpace(ok(t, "inspect", "--format", "{{.Id}}", name))
+	if st := status(t, name); st != "created" {
+		t.Fatalf("%s: status %q after a failed start, want created", name, st)
+	}
+	if exists(filepath.Join(runDir, "runtime", id)) {
+		t.Fatalf("%s: the failed start left runtime state", name)
+	}
+	return id
+}
+
+// noContainerProcs checks that nothing of container id runs (see
+// containerProcs), naming what does.
+func noContainerProcs(t *testing.T, id string) {
+	t.Helper()
+	if ps := containerProcs(id, filepath.Join(runDir, "containers", id)); len(ps) != 0 {
+		for _, p := range ps {
+			b, _ := os.ReadFile("/proc/" + p + "/status")
+			c, _ := os.ReadFile("/proc/" + p + "/cgroup")
+			t.Logf("%s\n%s", b, c)
+		}
+		t.Fatalf("%d processes of container %s run", len(ps), id)
 	}
 }
 
@@ -230,21 +250,8 @@ func TestRunBundleFails(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "working directory /etc/passwd/sub") {
 		t.Fatalf("run: want the working directory's error, got %v", r)
 	}
-	id := strings.TrimSpace(ok(t, "inspect", "--format", "{{.Id}}", "nobundle"))
-	if st := status(t, "nobundle"); st != "created" {
-		t.Fatalf("status %q, want created", st)
-	}
-	if exists(filepath.Join(runDir, "runtime", id)) {
-		t.Fatalf("the failed start left runtime state")
-	}
-	if ps := containerProcs(id, filepath.Join(runDir, "containers", id)); len(ps) != 0 {
-		for _, p := range ps {
-			b, _ := os.ReadFile("/proc/" + p + "/status")
-			c, _ := os.ReadFile("/proc/" + p + "/cgroup")
-			t.Logf("%s\n%s", b, c)
-		}
-		t.Fatalf("%d processes of the failed start run", len(ps))
-	}
+	id := createdAfterFailedStart(t, "nobundle")
+	noContainerProcs(t, id)
 	for _, cg := range []string{"/sys/fs/cgroup/pids/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
 		if exists(cg) {
 			t.Fatalf("the failed start left cgroup %s", cg)
