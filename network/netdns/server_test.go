@@ -248,16 +248,10 @@ func TestServerForwardsTruncatedOverTCP(t *testing.T) {
 }
 
 func TestServerUsesContainerUpstreams(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "records.json")
 	up := upstream(t)
 	// The querying "container" is 127.0.0.1: its own upstream answers,
 	// the server's default one (nothing listens there) is not used.
-	if _, err := Update(path, func(r *Records) error {
-		r.Put(Endpoint{ContainerID: "aaa", Names: []string{"web"}, IPv4: netip.MustParseAddr("127.0.0.1"), Upstreams: []string{up}})
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	path := webAtLoopback(t, up)
 	dead, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -278,14 +272,8 @@ func TestServerUsesContainerUpstreams(t *testing.T) {
 // An internal network's server (NoForward) answers its own names and
 // refuses the rest, even for a container with name servers of its own.
 func TestServerNoForward(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "records.json")
 	up := upstream(t)
-	if _, err := Update(path, func(r *Records) error {
-		r.Put(Endpoint{ContainerID: "aaa", Names: []string{"web"}, IPv4: netip.MustParseAddr("127.0.0.1"), Upstreams: []string{up}})
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	path := webAtLoopback(t, up)
 	srv := serve(t, &Server{Records: path, Domain: "dns.berth", Upstreams: []string{up}, NoForward: true})
 	if got := addrs(query(t, srv, "web", dns.TypeA)); len(got) != 1 || got[0] != "127.0.0.1" {
 		t.Errorf("web: %v", got)
@@ -305,4 +293,18 @@ func TestHostUpstreams(t *testing.T) {
 	if strings.Join(got, " ") != "10.0.0.1:53 [fd00::53]:53" {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// webAtLoopback writes a records file with one container, "web" at
+// 127.0.0.1 (the address the tests query from), whose name server is up.
+func webAtLoopback(t *testing.T, up string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "records.json")
+	if _, err := Update(path, func(r *Records) error {
+		r.Put(Endpoint{ContainerID: "aaa", Names: []string{"web"}, IPv4: netip.MustParseAddr("127.0.0.1"), Upstreams: []string{up}})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -56,6 +56,9 @@ type CreateOpts struct {
 	// write config.json) concurrently with the creation until then. Its
 	// error deletes the container and is Create's.
 	BundleReady func() error
+	// loaded is the bundle's config as spec.Load returned it (absolute
+	// root, validated), when Run or Launch has read it already.
+	loaded *specs.Spec
 	// Prespawned, when set, is the container's init already started
 	// (Prespawn) with the namespaces the config asks for; Create takes
 	// it instead of spawning one, or fails (and kills it) if it is not
@@ -99,13 +102,17 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := o.Spec
-	if s == nil {
+	s := o.loaded
+	switch {
+	case s != nil:
+	case o.Spec != nil:
+		if s, err = inMemorySpec(o.Spec, bundle); err != nil {
+			return nil, nil, err
+		}
+	default:
 		if s, err = spec.Load(bundle); err != nil {
 			return nil, nil, err
 		}
-	} else if s, err = inMemorySpec(s, bundle); err != nil {
-		return nil, nil, err
 	}
 	filter, err := r.validateSystem(s)
 	if err != nil {

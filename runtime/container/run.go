@@ -32,7 +32,7 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	o.Spec = s
+	o.loaded = s
 	var local *os.File
 	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		var child *os.File
@@ -97,7 +97,7 @@ func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
 		if s, err = spec.Load(o.Bundle); err != nil {
 			return nil, err
 		}
-		o.Spec = s
+		o.loaded = s
 	}
 	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		return nil, fmt.Errorf("process.terminal with --detach needs --console-socket")
