@@ -50,7 +50,7 @@ func New(configDir, runDir string, pluginDirs []string) *Manager {
 		pluginDirs = DefaultPluginDirs
 	}
 	return &Manager{configDir: configDir, runDir: runDir, plugins: pluginDirs,
-		cni:        libcni.NewCNIConfigWithCacheDir(pluginDirs, filepath.Join(runDir, "cache"), nil),
+		cni:        libcni.NewCNIConfigWithCacheDir(pluginDirs, filepath.Join(runDir, "cache"), newPluginExec()),
 		hostRoutes: HostRoutes}
 }
 
