@@ -160,11 +160,21 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 	return c, nil
 }
 
+// recordCtx is ctx for the writes of c's record: that of a --rm
+// container goes with it, and need not survive a crash of the host, which
+// the container does not survive either (metadata.Volatile).
+func recordCtx(ctx context.Context, c *containers.Container) context.Context {
+	if c.HostConfig != nil && c.HostConfig.AutoRemove {
+		return metadata.Volatile(ctx)
+	}
+	return ctx
+}
+
 // recordNew records c, picking a random name when c has none (retrying
 // on the rare collision).
 func (s *Store) recordNew(ctx context.Context, c *containers.Container) error {
 	if c.Name != "" {
-		err := s.db.CreateContainer(ctx, c)
+		err := s.db.CreateContainer(recordCtx(ctx, c), c)
 		if errors.Is(err, metadata.ErrNameInUse) {
 			return fmt.Errorf("Conflict. %w", errors.Join(err, ErrConflict))
 		}
@@ -173,7 +183,7 @@ func (s *Store) recordNew(ctx context.Context, c *containers.Container) error {
 	var err error
 	for i := 0; i < 10; i++ {
 		c.Name = randomName(i > 3)
-		if err = s.db.CreateContainer(ctx, c); !errors.Is(err, metadata.ErrNameInUse) {
+		if err = s.db.CreateContainer(recordCtx(ctx, c), c); !errors.Is(err, metadata.ErrNameInUse) {
 			return err
 		}
 	}
@@ -475,7 +485,7 @@ func (s *Store) destroyAfter(ctx context.Context, c *containers.Container, volum
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	if err := s.db.DeleteContainer(ctx, c.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+	if err := s.db.DeleteContainer(recordCtx(ctx, c), c.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
 	if volumes {

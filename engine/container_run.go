@@ -112,14 +112,14 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 	if err != nil {
 		msg := err.Error()
 		code := StartErrorCode(msg)
-		s.db.UpdateContainer(context.WithoutCancel(ctx), c.ID, func(rec *containers.Container) error {
+		s.db.UpdateContainer(recordCtx(context.WithoutCancel(ctx), c), c.ID, func(rec *containers.Container) error {
 			rec.State.Error, rec.State.ExitCode = msg, code
 			rec.State.FinishedAt = time.Now().UTC()
 			return nil
 		})
 		return c, nil, &StartError{Code: code, Err: err}
 	}
-	c, err = s.db.UpdateContainer(ctx, c.ID, func(rec *containers.Container) error {
+	c, err = s.db.UpdateContainer(recordCtx(ctx, c), c.ID, func(rec *containers.Container) error {
 		prev := rec.State
 		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
 			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),

@@ -191,3 +191,30 @@ func TestConcurrentOpenFresh(t *testing.T) {
 		t.Fatalf("ListImages = %d images, %v; want %d", len(imgs), err, len(errs))
 	}
 }
+
+// TestVolatile: a Volatile context's write transactions run at
+// synchronous=NORMAL, the others at FULL, whatever ran before on the
+// connection.
+func TestVolatile(t *testing.T) {
+	db := openTestDB(t)
+	for _, tc := range []struct {
+		ctx  context.Context
+		want int
+	}{
+		{Volatile(context.Background()), 1},
+		{context.Background(), 2},
+		{Volatile(context.Background()), 1},
+		{context.Background(), 2},
+	} {
+		var got int
+		err := db.update(tc.ctx, func(tx *sql.Tx) error {
+			return tx.QueryRowContext(tc.ctx, "PRAGMA synchronous").Scan(&got)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("volatile %v: synchronous = %d, want %d", isVolatile(tc.ctx), got, tc.want)
+		}
+	}
+}
