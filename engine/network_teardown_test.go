@@ -11,33 +11,32 @@ import (
 	"github.com/berth-project/berth/metadata"
 )
 
-// liveOwner starts a process that lives until the test ends and returns
-// it as an owner.
-func liveOwner(t *testing.T) metadata.Owner {
+// sleeper starts a process and returns it with its owner identity.
+func sleeper(t *testing.T) (*exec.Cmd, metadata.Owner) {
 	t.Helper()
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	o, err := metadata.OwnerOf(cmd.Process.Pid)
 	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatal(err)
 	}
+	return cmd, o
+}
+
+// liveOwner is a process that lives until the test ends.
+func liveOwner(t *testing.T) metadata.Owner {
+	cmd, o := sleeper(t)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return o
 }
 
-// deadOwner returns a process that has exited, as an owner.
+// deadOwner is a process that has exited.
 func deadOwner(t *testing.T) metadata.Owner {
-	t.Helper()
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	o, err := metadata.OwnerOf(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, o := sleeper(t)
 	cmd.Process.Kill()
 	cmd.Wait()
 	return o
