@@ -81,6 +81,9 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
 	}
 	defer unlock()
+	if err := noCheckpointOnClose(); err != nil {
+		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
+	}
 	w, err := sql.Open("sqlite3", dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)

@@ -1,10 +1,12 @@
 package metadata
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -216,5 +218,52 @@ func TestVolatile(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("volatile %v: synchronous = %d, want %d", isVolatile(tc.ctx), got, tc.want)
 		}
+	}
+}
+
+// TestCloseKeepsLog: closing the last connection leaves the committed
+// transactions in the write-ahead log, unsynced into the database file
+// (no checkpoint, no fsyncs at exit), and a new Open reads them from it.
+func TestCloseKeepsLog(t *testing.T) {
+	ctx := testContext(t)
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutImage(ctx, Image{Name: "logged", Target: testDescriptor("logged")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path + "-wal"); err != nil || st.Size() == 0 {
+		t.Fatalf("write-ahead log after close: %v, %v; want it kept, not empty", st, err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatalf("the database file changed at close: the log was checkpointed")
+	}
+	db, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if img, err := db.GetImage(ctx, "logged"); err != nil || img.Target.Digest != testDescriptor("logged").Digest {
+		t.Fatalf("GetImage after reopen = %+v, %v", img, err)
 	}
 }
