@@ -37,6 +37,7 @@ func Init() {
 		os.Exit(1)
 	}
 	os.Unsetenv(nsexec.EnvInitPipe)
+	os.Unsetenv("GOMAXPROCS") // see initEnv
 	// encoding/json's first decode of a type builds its field tables
 	// (about 2 ms for the spec's): built here while init waits for its
 	// config (a prespawned init waits), the config's decode is quick.
