@@ -74,6 +74,7 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 			if createOnly {
 				cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = false, false, false
 			}
+			engine.WarmUp()
 			s, err := o.open()
 			if err != nil {
 				return exitWith(cmd, 125, err)
