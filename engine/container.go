@@ -150,7 +150,12 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 	if chains := image.ChainIDs(img.Config.RootFS.DiffIDs); len(chains) > 0 {
 		parent = chains[len(chains)-1].String()
 	}
-	if _, err := s.sn.Prepare(snapshotKey(id), parent); err != nil {
+	var snOpts []snapshot.Opt
+	if c.HostConfig.AutoRemove {
+		// A --rm container's layer goes with it, and with the host.
+		snOpts = append(snOpts, snapshot.WithVolatileRecord())
+	}
+	if _, err := s.sn.Prepare(snapshotKey(id), parent, snOpts...); err != nil {
 		return nil, fmt.Errorf("create container %s: rootfs: %w", id, err)
 	}
 	if err := s.createVolumes(c); err != nil {

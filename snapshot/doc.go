@@ -18,6 +18,8 @@
 //	snapshots/<id>/fs       the snapshot's tree (overlay: its changes only)
 //	snapshots/<id>/work     overlay work directory of an active snapshot
 //	snapshots/<id>/info.json  the snapshot's record (key, kind, parent, ...)
+//	snapshots/<id>/volatile.json  or, unsynced, that of a snapshot prepared
+//	                        WithVolatileRecord (a --rm container's layer)
 //
 // Ids are decimal numbers never reused, which keeps overlay's lowerdir
 // lists short.
@@ -33,7 +35,9 @@
 // # Crash safety
 //
 // Every record is written atomically (temporary file, fsync, rename,
-// fsync of the directory). Prepare creates the snapshot directory, then
+// fsync of the directory), but for a volatile one (temporary file and
+// rename, nothing synced: a crash of the host may tear it, and its
+// snapshot is then an orphan). Prepare creates the snapshot directory, then
 // writes the record: the record is what makes the snapshot exist. Commit
 // keeps the snapshot's id and directory and replaces its record in one
 // rename, so after a crash either the active snapshot or the committed

@@ -67,6 +67,9 @@ type Info struct {
 	Kind    Kind              // view, active or committed
 	Created time.Time         // when Prepare/View created it, or Commit committed it
 	Labels  map[string]string // free-form labels set with WithLabels
+	// Volatile: the record is kept without syncing it to disk
+	// (WithVolatileRecord).
+	Volatile bool
 }
 
 // Snapshotter manages snapshots: directory trees stacked on committed
@@ -122,6 +125,21 @@ func WithParent(parent string) Opt {
 			return errors.New("WithParent: empty parent")
 		}
 		i.Parent = parent
+		return nil
+	}
+}
+
+// WithVolatileRecord, given to Prepare or View, keeps the snapshot's
+// record without syncing it to disk: for a snapshot that does not outlive
+// the host anyway, such as the layer of a --rm container. Creating and
+// removing it then costs no fsync. After a crash of the host the record
+// may be lost or torn; the snapshot is then an orphan, whose directory the
+// next open removes. Its id is not recorded as the last allocated one, so
+// it may be given again once the snapshot is removed. Commit makes a
+// durable record of the committed snapshot.
+func WithVolatileRecord() Opt {
+	return func(i *Info) error {
+		i.Volatile = true
 		return nil
 	}
 }

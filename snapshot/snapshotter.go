@@ -171,7 +171,7 @@ func (s *snapshotter) create(op string, kind Kind, key, parent string, opts []Op
 		if _, ok := tx.get(key); ok {
 			return fmt.Errorf("%s %q: %w", op, key, ErrAlreadyExists)
 		}
-		r := &record{Key: key, Kind: kind, Created: info.Created, Labels: info.Labels}
+		r := &record{Key: key, Kind: kind, Created: info.Created, Labels: info.Labels, Volatile: info.Volatile}
 		var chain []uint64
 		if parent != "" {
 			p, ok := tx.get(parent)
@@ -188,7 +188,7 @@ func (s *snapshotter) create(op string, kind Kind, key, parent string, opts []Op
 			chain = append([]uint64{p.ID}, pc...)
 			r.Parent, r.ParentID = p.Key, p.ID
 		}
-		id, err := tx.nextID()
+		id, err := tx.nextID(r.Volatile)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", op, key, err)
 		}
@@ -289,7 +289,8 @@ func (s *snapshotter) Commit(name, key string, opts ...Opt) error {
 			}
 		}
 		n := *r
-		n.Key, n.Kind, n.Created, n.Labels, n.Usage = name, KindCommitted, time.Now().UTC(), info.Labels, du
+		// A committed snapshot is part of images: its record is durable.
+		n.Key, n.Kind, n.Created, n.Labels, n.Usage, n.Volatile = name, KindCommitted, time.Now().UTC(), info.Labels, du, false
 		if info.Parent != r.Parent {
 			if err := s.rebase(tx, &n, info.Parent); err != nil {
 				return fmt.Errorf("commit %q as %q on %q: %w", key, name, info.Parent, err)

@@ -31,6 +31,9 @@ type record struct {
 	// of walking the tree. Nil for active snapshots and for records
 	// written before it was kept.
 	Usage *usage `json:"usage,omitempty"`
+	// Volatile records live in volatile.json, written without fsync
+	// (WithVolatileRecord); info.json takes precedence over it.
+	Volatile bool `json:"-"`
 }
 
 // usage is what Snapshotter.Usage reports: bytes allocated and inodes.
@@ -40,7 +43,7 @@ type usage struct {
 }
 
 func (r *record) info() Info {
-	i := Info{Key: r.Key, Parent: r.Parent, Kind: r.Kind, Created: r.Created}
+	i := Info{Key: r.Key, Parent: r.Parent, Kind: r.Kind, Created: r.Created, Volatile: r.Volatile}
 	if len(r.Labels) > 0 {
 		i.Labels = make(map[string]string, len(r.Labels))
 		for k, v := range r.Labels {
@@ -67,14 +70,16 @@ type metaTx interface {
 	get(key string) (*record, bool)
 	byID(id uint64) (*record, bool)
 	list() []*record // sorted by id
-	nextID() (uint64, error)
+	nextID(volatile bool) (uint64, error)
 	put(r *record) error // creates or replaces record r.ID (keys are unique)
 	del(id uint64) error
 }
 
 // fileStore stores each snapshot's record as root/snapshots/<id>/info.json,
-// written atomically (temp file, fsync, rename, fsync dir), and serialises
-// mutations among processes with flock(2) on root/lock.
+// written atomically (temp file, fsync, rename, fsync dir), or for a
+// volatile record as root/snapshots/<id>/volatile.json (temp file and
+// rename, no fsync), and serialises mutations among processes with
+// flock(2) on root/lock.
 type fileStore struct {
 	root string // the snapshotter root
 }
@@ -82,6 +87,7 @@ type fileStore struct {
 const (
 	snapshotsDir = "snapshots"
 	infoFile     = "info.json"
+	volatileFile = "volatile.json"
 	lockFile     = "lock"
 	lastIDFile   = "last-id"
 )
@@ -122,9 +128,10 @@ type fileTx struct {
 	ids   map[uint64]*record
 }
 
-// load reads every record. Numeric directories without info.json are left
+// load reads every record. Numeric directories without a record are left
 // over by a crash (or belong to a snapshot being created, when not under
-// the exclusive lock) and are skipped.
+// the exclusive lock) and are skipped, as are those whose volatile record
+// a crash of the host tore.
 func (t *fileTx) load() error {
 	ents, err := os.ReadDir(t.s.dir())
 	if err != nil {
@@ -135,17 +142,12 @@ func (t *fileTx) load() error {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		p := filepath.Join(t.s.dir(), e.Name(), infoFile)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		r, p, err := t.s.readRecord(e.Name())
 		if err != nil {
 			return fmt.Errorf("snapshot store: %w", err)
 		}
-		r := &record{}
-		if err := json.Unmarshal(b, r); err != nil {
-			return fmt.Errorf("snapshot store: %s: %w", p, err)
+		if r == nil {
+			continue
 		}
 		if r.ID != id || r.Key == "" {
 			return fmt.Errorf("snapshot store: %s: record id %d key %q does not match its directory", p, r.ID, r.Key)
@@ -157,6 +159,38 @@ func (t *fileTx) load() error {
 		t.ids[r.ID] = r
 	}
 	return nil
+}
+
+// readRecord reads the record in snapshots/<name>: info.json, else
+// volatile.json. It returns nil (and no error) when there is none or the
+// volatile one does not parse, and the path it read.
+func (s *fileStore) readRecord(name string) (*record, string, error) {
+	p := filepath.Join(s.dir(), name, infoFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		r := &record{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return nil, p, fmt.Errorf("%s: %w", p, err)
+		}
+		return r, p, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, p, err
+	}
+	p = filepath.Join(s.dir(), name, volatileFile)
+	b, err = os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, p, nil
+	}
+	if err != nil {
+		return nil, p, err
+	}
+	r := &record{}
+	if json.Unmarshal(b, r) != nil {
+		return nil, p, nil // torn by a crash of the host: an orphan
+	}
+	r.Volatile = true
+	return r, p, nil
 }
 
 func parseID(name string) (uint64, bool) {
@@ -181,7 +215,10 @@ func (t *fileTx) list() []*record {
 
 // nextID allocates an id never used before in this root: one more than
 // both the last allocated id (root/last-id) and every directory present.
-func (t *fileTx) nextID() (uint64, error) {
+// A volatile snapshot's id is not recorded in last-id (which would cost
+// its fsyncs): it is unique among the snapshots present, and may be given
+// again once that snapshot is removed.
+func (t *fileTx) nextID(volatile bool) (uint64, error) {
 	if !t.write {
 		return 0, errors.New("snapshot store: nextID in a read transaction")
 	}
@@ -206,6 +243,9 @@ func (t *fileTx) nextID() (uint64, error) {
 		}
 	}
 	id := last + 1
+	if volatile {
+		return id, nil
+	}
 	if err := writeFileAtomic(p, []byte(strconv.FormatUint(id, 10)+"\n"), 0o600); err != nil {
 		return 0, fmt.Errorf("snapshot store: %w", err)
 	}
@@ -223,11 +263,20 @@ func (t *fileTx) put(r *record) error {
 	if err != nil {
 		return fmt.Errorf("snapshot %q: encode record: %w", r.Key, err)
 	}
-	p := filepath.Join(t.s.dir(), strconv.FormatUint(r.ID, 10), infoFile)
-	if err := writeFileAtomic(p, append(b, '\n'), 0o600); err != nil {
+	d := filepath.Join(t.s.dir(), strconv.FormatUint(r.ID, 10))
+	if r.Volatile {
+		err = writeFileUnsynced(filepath.Join(d, volatileFile), append(b, '\n'), 0o600)
+	} else {
+		err = writeFileAtomic(filepath.Join(d, infoFile), append(b, '\n'), 0o600)
+	}
+	if err != nil {
 		return fmt.Errorf("snapshot %q: write record: %w", r.Key, err)
 	}
 	if o, ok := t.ids[r.ID]; ok {
+		if o.Volatile && !r.Volatile {
+			// info.json, durable now, takes precedence anyway.
+			os.Remove(filepath.Join(d, volatileFile))
+		}
 		delete(t.keys, o.Key)
 	}
 	t.keys[r.Key] = r
@@ -244,11 +293,15 @@ func (t *fileTx) del(id uint64) error {
 		return nil
 	}
 	d := filepath.Join(t.s.dir(), strconv.FormatUint(id, 10))
-	if err := os.Remove(filepath.Join(d, infoFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("snapshot %q: remove record: %w", r.Key, err)
+	for _, name := range []string{infoFile, volatileFile} {
+		if err := os.Remove(filepath.Join(d, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("snapshot %q: remove record: %w", r.Key, err)
+		}
 	}
-	if err := syncDir(d); err != nil {
-		return fmt.Errorf("snapshot %q: remove record: %w", r.Key, err)
+	if !r.Volatile {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("snapshot %q: remove record: %w", r.Key, err)
+		}
 	}
 	delete(t.ids, id)
 	delete(t.keys, r.Key)
@@ -285,6 +338,30 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// writeFileUnsynced replaces path with data atomically for other
+// processes (temporary file and rename) but syncs nothing: a crash of
+// the host may leave the old content, the new, or a torn file.
+func writeFileUnsynced(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func syncDir(dir string) error {

@@ -284,3 +284,96 @@ func TestMountAllBindReadOnly(t *testing.T) {
 	}
 	checkFiles(t, target, map[string]string{"f": ""})
 }
+
+// TestVolatileRecord: a snapshot prepared WithVolatileRecord keeps its
+// record in volatile.json and leaves last-id alone; Commit makes the
+// record durable (info.json); a volatile record torn by a crash of the
+// host makes its snapshot an orphan that the next open removes, without
+// failing the store.
+func TestVolatileRecord(t *testing.T) {
+	root := t.TempDir()
+	s := newOverlay(t, root)
+	if _, err := s.Prepare("base-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit("base", "base-active"); err != nil {
+		t.Fatal(err)
+	}
+	lastID := func() string {
+		b, err := os.ReadFile(filepath.Join(root, lastIDFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := lastID()
+	if _, err := s.Prepare("ctr", "base", WithVolatileRecord()); err != nil {
+		t.Fatal(err)
+	}
+	r := recordOf(t, s, "ctr")
+	dir := filepath.Join(root, snapshotsDir, itoa(int(r.ID)))
+	if !r.Volatile {
+		t.Errorf("record %+v: not volatile", r)
+	}
+	if info, err := s.Stat("ctr"); err != nil || !info.Volatile || info.Parent != "base" {
+		t.Errorf("Stat = %+v, %v; want volatile, on base", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, volatileFile)); err != nil {
+		t.Errorf("volatile record file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, infoFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a volatile snapshot has %s: %v", infoFile, err)
+	}
+	if got := lastID(); got != before {
+		t.Errorf("last-id %q after a volatile Prepare, want %q unchanged", got, before)
+	}
+	if r.ID <= recordOf(t, s, "base").ID {
+		t.Errorf("volatile id %d not above the present ids", r.ID)
+	}
+
+	// Commit: durable from then on.
+	if err := s.Commit("ctr-image", "ctr"); err != nil {
+		t.Fatal(err)
+	}
+	if c := recordOf(t, s, "ctr-image"); c.Volatile || c.ID != r.ID {
+		t.Errorf("committed record %+v: want durable, id %d", c, r.ID)
+	}
+	if _, err := os.Stat(filepath.Join(dir, infoFile)); err != nil {
+		t.Errorf("committed snapshot's %s: %v", infoFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, volatileFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("committed snapshot keeps %s: %v", volatileFile, err)
+	}
+
+	// Remove of a volatile snapshot removes its record and directory.
+	if _, err := s.Prepare("gone", "base", WithVolatileRecord()); err != nil {
+		t.Fatal(err)
+	}
+	gone := recordOf(t, s, "gone")
+	if err := s.Remove("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, snapshotsDir, itoa(int(gone.ID)))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removed volatile snapshot's directory: %v", err)
+	}
+
+	// A host crash tore a volatile record: an orphan, removed at open.
+	if _, err := s.Prepare("torn", "base", WithVolatileRecord()); err != nil {
+		t.Fatal(err)
+	}
+	torn := filepath.Join(root, snapshotsDir, itoa(int(recordOf(t, s, "torn").ID)))
+	s.Close()
+	if err := os.WriteFile(filepath.Join(torn, volatileFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = newOverlay(t, root)
+	if _, err := s.Stat("torn"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stat of a torn volatile snapshot: %v, want not found", err)
+	}
+	if _, err := os.Stat(torn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("torn volatile snapshot's directory not removed at open: %v", err)
+	}
+	if info, err := s.Stat("ctr-image"); err != nil || info.Kind != KindCommitted {
+		t.Errorf("committed snapshot after the torn record: %+v, %v", info, err)
+	}
+}
