@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	// The SQLite driver, registered as "sqlite3".
-	_ "github.com/mattn/go-sqlite3"
 )
 
 var (
@@ -84,7 +81,7 @@ func Open(path string) (*DB, error) {
 	if err := noCheckpointOnClose(); err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
 	}
-	w, err := sql.Open("sqlite3", dsn(abs, false))
+	w, err := sql.Open(driverName, dsn(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)
 	}
@@ -98,7 +95,7 @@ func Open(path string) (*DB, error) {
 	}
 	// The read pool is opened after the first write connection has put
 	// the file in WAL mode (journal_mode is persistent).
-	r, err := sql.Open("sqlite3", dsn(abs, true))
+	r, err := sql.Open(driverName, dsn(abs, true))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open metadata %s: %w", abs, err)

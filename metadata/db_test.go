@@ -267,3 +267,23 @@ func TestCloseKeepsLog(t *testing.T) {
 		t.Fatalf("GetImage after reopen = %+v, %v", img, err)
 	}
 }
+
+// TestWALAutocheckpoint: every connection, writer and readers, checkpoints
+// the log past walAutocheckpoint pages, which bounds what the next
+// process's first connection reads.
+func TestWALAutocheckpoint(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, pool := range map[string]*sql.DB{"writer": db.w, "reader": db.r} {
+		var n int
+		if err := pool.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != walAutocheckpoint {
+			t.Errorf("%s connection: wal_autocheckpoint %d, want %d", name, n, walAutocheckpoint)
+		}
+	}
+}

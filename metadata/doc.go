@@ -16,8 +16,9 @@
 // (synchronous=FULL): a process killed in the middle of one leaves the
 // database as it was before it. Closing does not checkpoint the log into
 // the file (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE): the log stays, and a commit
-// that finds it past SQLite's autocheckpoint size checkpoints it, so a
-// short berth command does not pay a checkpoint's fsyncs at its exit.
+// that finds it past 128 pages checkpoints it, so a short berth command
+// does not pay a checkpoint's fsyncs at its exit and the next one's first
+// connection has at most that much log to read.
 //
 // The schema is versioned (table schema_version); Open applies the missing
 // migrations in one transaction and refuses a database whose version is
