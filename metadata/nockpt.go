@@ -38,8 +38,8 @@ func init() {
 // the log: 128 (512 KiB) rather than SQLite's 1000. The log outlives its
 // connections (noCheckpointOnClose), and the first connection of every
 // process reads all of it to rebuild its index (about 0.7 ms per MiB
-// here); a run --rm appends some 10 pages, so a checkpoint's fsyncs come
-// about every dozen runs.
+// here); a run --rm appends some 20 pages, so a checkpoint's fsyncs come
+// about every sixth run.
 const walAutocheckpoint = 128
 
 func connectHook(c *sqlite3.SQLiteConn) error {
