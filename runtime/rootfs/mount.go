@@ -78,7 +78,7 @@ func (m *mounter) bindMount(src, dest string, opts *mountOptions) error {
 // finishMount applies what mount(2) could not do in one call: the flags of a
 // bind mount (a remount), propagation changes and recursive attributes.
 func (m *mounter) finishMount(dest string, opts *mountOptions, bind bool) error {
-	needRemount := bind && (opts.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0 || opts.cleared != 0)
+	needRemount := opts.needRemount(bind)
 	if !needRemount && len(opts.propagation) == 0 && !opts.hasRecursiveAttr() {
 		return nil
 	}
@@ -89,6 +89,11 @@ func (m *mounter) finishMount(dest string, opts *mountOptions, bind bool) error 
 		return fmt.Errorf("reopen %s after mount: %w", m.hostPath(dest), err)
 	}
 	defer top.Close()
+	return m.finishMountAt(top, dest, opts, needRemount)
+}
+
+// finishMountAt is finishMount on top, the new mount at dest.
+func (m *mounter) finishMountAt(top *os.File, dest string, opts *mountOptions, needRemount bool) error {
 	if needRemount {
 		if err := remountBind(fdPath(top), opts.flags&^unix.MS_REC, opts.cleared); err != nil {
 			return fmt.Errorf("remount %s: %w", m.hostPath(dest), err)
@@ -106,6 +111,12 @@ func (m *mounter) finishMount(dest string, opts *mountOptions, bind bool) error 
 		}
 	}
 	return nil
+}
+
+// needRemount reports whether a mount with opts needs a remount after
+// mount(2): a bind mount's flags (mount(2) ignores them with MS_BIND).
+func (opts *mountOptions) needRemount(bind bool) bool {
+	return bind && (opts.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0 || opts.cleared != 0)
 }
 
 // lockableFlags are the per-mount flags a bind remount would silently drop
