@@ -165,31 +165,27 @@ func (t *fileTx) load() error {
 // volatile.json. It returns nil (and no error) when there is none or the
 // volatile one does not parse, and the path it read.
 func (s *fileStore) readRecord(name string) (*record, string, error) {
+	volatile := false
 	p := filepath.Join(s.dir(), name, infoFile)
 	b, err := os.ReadFile(p)
-	if err == nil {
-		r := &record{}
-		if err := json.Unmarshal(b, r); err != nil {
-			return nil, p, fmt.Errorf("%s: %w", p, err)
-		}
-		return r, p, nil
+	if errors.Is(err, fs.ErrNotExist) {
+		volatile = true
+		p = filepath.Join(s.dir(), name, volatileFile)
+		b, err = os.ReadFile(p)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, p, err
-	}
-	p = filepath.Join(s.dir(), name, volatileFile)
-	b, err = os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, p, nil
 	}
 	if err != nil {
 		return nil, p, err
 	}
-	r := &record{}
-	if json.Unmarshal(b, r) != nil {
-		return nil, p, nil // torn by a crash of the host: an orphan
+	r := &record{Volatile: volatile}
+	if err := json.Unmarshal(b, r); err != nil {
+		if volatile {
+			return nil, p, nil // torn by a crash of the host: an orphan
+		}
+		return nil, p, fmt.Errorf("%s: %w", p, err)
 	}
-	r.Volatile = true
 	return r, p, nil
 }
 
@@ -310,7 +306,21 @@ func (t *fileTx) del(id uint64) error {
 
 // writeFileAtomic replaces path with data: readers see the old or the new
 // content, never a mix, also after a crash.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// writeFileUnsynced replaces path with data atomically for other
+// processes (temporary file and rename) but syncs nothing: a crash of
+// the host may leave the old content, the new, or a torn file.
+func writeFileUnsynced(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, false)
+}
+
+// replaceFile writes data to a temporary file beside path and renames it
+// over path; durable syncs the file before the rename and the directory
+// after it.
+func replaceFile(path string, data []byte, perm os.FileMode, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -328,8 +338,10 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = f.Chmod(perm); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
@@ -337,31 +349,10 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
-}
-
-// writeFileUnsynced replaces path with data atomically for other
-// processes (temporary file and rename) but syncs nothing: a crash of
-// the host may leave the old content, the new, or a torn file.
-func writeFileUnsynced(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 func syncDir(dir string) error {
