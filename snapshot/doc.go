@@ -22,7 +22,8 @@
 //	                        WithVolatileRecord (a --rm container's layer)
 //
 // Ids are decimal numbers never reused, which keeps overlay's lowerdir
-// lists short.
+// lists short; only a volatile snapshot's id, never recorded in last-id,
+// may be given again once that snapshot is removed.
 //
 // # Concurrency
 //
