@@ -80,7 +80,12 @@ func AddCommandFor(root *cobra.Command, args []string) bool {
 }
 
 func (o *options) open() (*engine.Store, error) {
-	return engine.OpenWith(o.root, engine.Options{RunRoot: o.runRoot})
+	return engine.OpenWith(o.root, o.storeOptions())
+}
+
+// storeOptions are the options open opens the store with.
+func (o *options) storeOptions() engine.Options {
+	return engine.Options{RunRoot: o.runRoot}
 }
 
 // AddCommands adds berth's image commands to root, and the persistent

@@ -75,21 +75,29 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 				cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = false, false, false
 			}
 			engine.WarmUp()
-			s, err := o.open()
-			if err != nil {
-				return exitWith(cmd, 125, err)
-			}
-			defer s.Close()
 			ctx := cmd.Context()
-			if err := ensureImage(ctx, s, cfg.Image, f.pull, f.platform, cmd.ErrOrStderr()); err != nil {
-				return exitWith(cmd, 125, err)
-			}
 			co := engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint}
 			if !createOnly {
 				co.Start = &engine.StartOptions{}
 				if !f.detach {
 					*co.Start = attachStartOptions(hc)
 				}
+				if f.pull != "always" {
+					// The container's monitor and init start up
+					// while the store opens and the container is
+					// made.
+					co.Prelaunch = engine.BeginPrelaunch(ctx, o.root, o.storeOptions(), co)
+					defer co.Prelaunch.Abort()
+				}
+			}
+			s, err := o.open()
+			if err != nil {
+				return exitWith(cmd, 125, err)
+			}
+			defer s.Close()
+			// An image to pull first: no init waits that long.
+			if err := ensureImage(ctx, s, cfg.Image, f.pull, f.platform, cmd.ErrOrStderr(), co.Prelaunch.Abort); err != nil {
+				return exitWith(cmd, 125, err)
 			}
 			c, err := s.CreateContainer(ctx, co)
 			if err != nil {
@@ -154,8 +162,8 @@ func writeCIDFile(path, id string) error {
 
 // ensureImage makes sure the image name is in the store, pulling it as
 // policy says: "missing" (default) pulls when absent, "always" pulls
-// every time, "never" fails when absent.
-func ensureImage(ctx context.Context, s *engine.Store, name, policy, platform string, progressOut io.Writer) error {
+// every time, "never" fails when absent. beforePull runs before a pull.
+func ensureImage(ctx context.Context, s *engine.Store, name, policy, platform string, progressOut io.Writer, beforePull func()) error {
 	_, err := s.Lookup(ctx, name)
 	switch {
 	case policy == "always":
@@ -166,6 +174,7 @@ func ensureImage(ctx context.Context, s *engine.Store, name, policy, platform st
 	case policy == "never":
 		return fmt.Errorf("%w (--pull never)", err)
 	}
+	beforePull()
 	opts := engine.PullOptions{}
 	if platform != "" {
 		p, err := image.ParsePlatform(platform)

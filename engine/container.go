@@ -52,19 +52,23 @@ type CreateOptions struct {
 	// while the container is created, and StartContainer with the same
 	// options takes them over. Close or RemoveContainer give them up.
 	Start *StartOptions
+	// Prelaunch, when set, is the launch that BeginPrelaunch began for this
+	// creation (with Start): the container takes its ID, and its start
+	// takes the launch over where it fits.
+	Prelaunch *Prelaunch
 }
 
 // containerDir is the container's directory in the store: its bundle
 // (config.json, the rootfs mount point), its /etc files and its log.
-func (s *Store) containerDir(id string) string { return filepath.Join(s.root, "containers", id) }
+func (s *layout) containerDir(id string) string { return filepath.Join(s.root, "containers", id) }
 
 // runDir is the container's directory in the run root: the monitor's
 // socket, pid and exit files.
-func (s *Store) runDir(id string) string { return filepath.Join(s.runRoot, "containers", id) }
+func (s *layout) runDir(id string) string { return filepath.Join(s.runRoot, "containers", id) }
 
 // runtimeRoot is the state root of berth's OCI runtime for the engine's
 // containers.
-func (s *Store) runtimeRoot() string { return filepath.Join(s.runRoot, "runtime") }
+func (s *layout) runtimeRoot() string { return filepath.Join(s.runRoot, "runtime") }
 
 // snapshotKey is the key of the container's writable snapshot.
 func snapshotKey(id string) string { return "container-" + id }
@@ -102,8 +106,10 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 	if err := oci.Merge(cfg, runCfg); err != nil {
 		return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
 	}
-	id, err := newContainerID()
-	if err != nil {
+	var id string
+	if opts.Prelaunch != nil && opts.Prelaunch.e != nil {
+		id = opts.Prelaunch.id
+	} else if id, err = newContainerID(); err != nil {
 		return nil, err
 	}
 	c := &containers.Container{ID: id, Name: opts.Name, Created: time.Now().UTC(), Image: cfg.Image, ImageID: img.ID,
@@ -125,7 +131,11 @@ func (s *Store) CreateContainer(ctx context.Context, opts CreateOptions) (_ *con
 		}
 	}
 	if opts.Start != nil {
-		if err := s.launchEarly(ctx, c, *opts.Start); err != nil {
+		taken, err := s.takePrelaunch(opts.Prelaunch, c, *opts.Start)
+		if err == nil && !taken {
+			err = s.launchEarly(ctx, c, *opts.Start)
+		}
+		if err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"reflect"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -115,7 +117,7 @@ type earlyLaunch struct {
 }
 
 // beginLaunch starts the monitor mo in the background.
-func (s *Store) beginLaunch(ctx context.Context, mo monitor.Options, opts StartOptions) *earlyLaunch {
+func (s *layout) beginLaunch(ctx context.Context, mo monitor.Options, opts StartOptions) *earlyLaunch {
 	e := &earlyLaunch{opts: opts, nsc: make(chan []specs.LinuxNamespace, 1), done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
@@ -181,6 +183,13 @@ func (s *Store) launchEarly(ctx context.Context, c *containers.Container, opts S
 	if err := os.MkdirAll(mo.RunDir, 0o700); err != nil {
 		return fmt.Errorf("create container %s: %w", c.ID, err)
 	}
+	s.addEarly(c.ID, s.beginEarly(ctx, c, mo, opts))
+	return nil
+}
+
+// beginEarly begins the launch of c's monitor mo and, where nothing need
+// be made before (a network namespace, a console), of its init.
+func (s *layout) beginEarly(ctx context.Context, c *containers.Container, mo monitor.Options, opts StartOptions) *earlyLaunch {
 	e := s.beginLaunch(ctx, mo, opts)
 	switch mode := c.HostConfig.NetworkMode; {
 	case c.Config.Tty:
@@ -191,13 +200,113 @@ func (s *Store) launchEarly(ctx context.Context, c *containers.Container, opts S
 			e.prespawn(ns)
 		}
 	}
+	return e
+}
+
+// addEarly hands e to container id's start (see takeEarly).
+func (s *Store) addEarly(id string, e *earlyLaunch) {
 	s.earlyMu.Lock()
 	defer s.earlyMu.Unlock()
 	if s.early == nil {
 		s.early = map[string]*earlyLaunch{}
 	}
-	s.early[c.ID] = e
-	return nil
+	s.early[id] = e
+}
+
+// A Prelaunch is the launch of a container's monitor (and, where it can,
+// init) that a run begins before it opens the store: the start-up of
+// those processes overlaps the store's opening and the image's lookup as
+// well as the container's creation (see launchEarly). Its methods are
+// not safe for concurrent use.
+type Prelaunch struct {
+	layout
+	id    string
+	start StartOptions
+	mo    monitor.Options
+	e     *earlyLaunch // nil once taken or aborted
+}
+
+// BeginPrelaunch begins the launch of the container that CreateContainer with
+// co (co.Start set) will create in the store at root, opened with opts:
+// it picks the container's ID and makes its directories. It returns nil
+// where it cannot begin one: co.Start unset, a store not made yet, a
+// binary other than this process's running containers, or an error
+// (which the creation will meet again and report). Pass the result in
+// co.Prelaunch: CreateContainer takes it over, or aborts it if the image
+// changes the monitor's options (a HEALTHCHECK). Abort one that was not
+// passed on.
+func BeginPrelaunch(ctx context.Context, root string, opts Options, co CreateOptions) *Prelaunch {
+	if co.Start == nil || co.Config == nil || co.HostConfig == nil {
+		return nil
+	}
+	l, err := newLayout(root, opts)
+	if err != nil {
+		return nil
+	}
+	// A store not made yet is OpenWith's to make, with its modes.
+	if _, err := os.Stat(filepath.Join(l.root, "metadata.db")); err != nil {
+		return nil
+	}
+	exe, err := l.exe()
+	if err != nil {
+		return nil
+	}
+	if self, err := os.Executable(); err != nil || self != exe {
+		return nil
+	}
+	id, err := newContainerID()
+	if err != nil {
+		return nil
+	}
+	c := &containers.Container{ID: id, Config: co.Config, HostConfig: co.HostConfig}
+	mo, err := l.monitorOptions(c, exe, *co.Start)
+	if err != nil {
+		return nil
+	}
+	if err := os.MkdirAll(l.containerDir(id), 0o710); err != nil {
+		return nil
+	}
+	if err := os.MkdirAll(mo.RunDir, 0o700); err != nil {
+		os.Remove(l.containerDir(id))
+		return nil
+	}
+	return &Prelaunch{layout: l, id: id, start: *co.Start, mo: mo, e: l.beginEarly(ctx, c, mo, *co.Start)}
+}
+
+// Abort gives the launch up, unless CreateContainer took it over: the
+// monitor kills the init it started and exits, and the container's
+// directories go. Abort of nil does nothing.
+func (p *Prelaunch) Abort() {
+	if p == nil || p.e == nil {
+		return
+	}
+	p.e.abort()
+	p.e = nil
+	os.RemoveAll(p.runDir(p.id))
+	os.RemoveAll(p.containerDir(p.id))
+}
+
+// takePrelaunch has the start of c (planned by CreateContainer with the
+// ID p chose) take over the launch p began, if it fits: the same store,
+// start options and monitor options. Otherwise it aborts p and reports
+// false.
+func (s *Store) takePrelaunch(p *Prelaunch, c *containers.Container, opts StartOptions) (bool, error) {
+	if p == nil || p.e == nil {
+		return false, nil
+	}
+	exe, err := s.exe()
+	if err != nil {
+		p.Abort()
+		return false, err
+	}
+	mo, err := s.monitorOptions(c, exe, opts)
+	if err != nil || p.layout != s.layout || p.id != c.ID || p.start != opts || !reflect.DeepEqual(p.mo, mo) {
+		p.Abort()
+		return false, err
+	}
+	s.addEarly(c.ID, p.e)
+	p.e = nil
+	return true, nil
 }
 
 // takeEarly returns the early launch made for container id's start with

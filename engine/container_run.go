@@ -310,7 +310,7 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 }
 
 // monitorOptions are the options of c's monitor for a start with opts.
-func (s *Store) monitorOptions(c *containers.Container, exe string, opts StartOptions) (monitor.Options, error) {
+func (s *layout) monitorOptions(c *containers.Container, exe string, opts StartOptions) (monitor.Options, error) {
 	mo := monitor.Options{
 		Exe:          exe,
 		RunDir:       s.runDir(c.ID),
@@ -519,7 +519,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 // exe is the berth binary that monitors and runtimes are run from.
-func (s *Store) exe() (string, error) {
+func (s *layout) exe() (string, error) {
 	if s.berthExe != "" {
 		return s.berthExe, nil
 	}

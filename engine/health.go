@@ -70,7 +70,7 @@ func healthCommand(cfg *container.Config) ([]string, bool) {
 // timing), the start interval instead during the start period. Docker
 // also leaves the start interval at the first healthy result; the
 // monitor keeps it for the whole start period.
-func (s *Store) healthOptions(c *containers.Container, exe string, mo *monitor.Options) {
+func (s *layout) healthOptions(c *containers.Container, exe string, mo *monitor.Options) {
 	if _, ok := healthCommand(c.Config); !ok {
 		return
 	}

@@ -22,9 +22,7 @@ var ErrNotFound = errors.New("not found")
 // metadata and snapshots. It is safe for concurrent use by many goroutines
 // and many processes sharing the root.
 type Store struct {
-	root     string
-	runRoot  string
-	berthExe string
+	layout
 	cs       *content.Store
 	db       *metadata.DB
 	sn       snapshot.Snapshotter
@@ -62,10 +60,11 @@ func OpenWith(root string, opts Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("unknown snapshotter %q (overlay or native)", opts.Snapshotter)
 	}
-	root, err := filepath.Abs(root)
+	l, err := newLayout(root, opts)
 	if err != nil {
 		return nil, err
 	}
+	root = l.root
 	cs, err := content.Open(filepath.Join(root, "content"))
 	if err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
@@ -89,16 +88,30 @@ func OpenWith(root string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open snapshotter: %w", err)
 	}
+	return &Store{layout: l, cs: cs, db: db, sn: sn, overlay: overlay}, nil
+}
+
+// layout is where a store keeps what, known before it is open: enough to
+// start a container's monitor (see BeginPrelaunch).
+type layout struct {
+	root     string // absolute
+	runRoot  string // absolute
+	berthExe string // Options.Exe
+}
+
+func newLayout(root string, opts Options) (layout, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return layout{}, err
+	}
 	runRoot := opts.RunRoot
 	if runRoot == "" {
 		runRoot = DefaultRunRoot
 	}
 	if runRoot, err = filepath.Abs(runRoot); err != nil {
-		sn.Close()
-		db.Close()
-		return nil, err
+		return layout{}, err
 	}
-	return &Store{root: root, runRoot: runRoot, berthExe: opts.Exe, cs: cs, db: db, sn: sn, overlay: overlay}, nil
+	return layout{root: root, runRoot: runRoot, berthExe: opts.Exe}, nil
 }
 
 // Close releases the store's snapshotter and database.
