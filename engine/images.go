@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -349,7 +351,65 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (RemoveResu
 }
 
 // GC deletes the blobs and snapshots that no image and no lease
-// references.
+// references, and the directories of containers that were never recorded
+// (see removeOrphanDirs).
 func (s *Store) GC(ctx context.Context) (metadata.GCResult, error) {
-	return s.db.CollectGarbage(ctx, s.cs, s.sn)
+	res, err := s.db.CollectGarbage(ctx, s.cs, s.sn)
+	if err != nil {
+		return res, err
+	}
+	return res, s.removeOrphanDirs(ctx, time.Now().Add(-orphanGrace))
+}
+
+// orphanGrace is how old a container directory without a record must be
+// before GC removes it: a run makes its container's directories before
+// the record (BeginPrelaunch, launchEarly), some milliseconds earlier.
+const orphanGrace = time.Minute
+
+// removeOrphanDirs removes the container directories, in the store and
+// the run root, that no container record names and that were made before
+// cutoff: what a run killed between making them and recording its
+// container leaves.
+func (s *Store) removeOrphanDirs(ctx context.Context, cutoff time.Time) error {
+	cs, err := s.db.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		known[c.ID] = true
+	}
+	var errs []error
+	for _, dir := range []string{filepath.Join(s.root, "containers"), filepath.Join(s.runRoot, "containers")} {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		for _, e := range ents {
+			if known[e.Name()] || !e.IsDir() || !validContainerID(e.Name()) {
+				continue
+			}
+			if fi, err := e.Info(); err != nil || fi.ModTime().After(cutoff) {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, fmt.Errorf("remove orphaned container directory: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validContainerID reports whether id has the form of the IDs
+// newContainerID makes.
+func validContainerID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
