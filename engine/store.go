@@ -23,10 +23,10 @@ var ErrNotFound = errors.New("not found")
 // and many processes sharing the root.
 type Store struct {
 	layout
-	cs       *content.Store
-	db       *metadata.DB
-	sn       snapshot.Snapshotter
-	overlay  bool
+	cs      *content.Store
+	db      *metadata.DB
+	sn      snapshot.Snapshotter
+	overlay bool
 
 	earlyMu sync.Mutex
 	early   map[string]*earlyLaunch // by container ID: see launchEarly
