@@ -390,8 +390,12 @@ func (s *Store) createVolumes(c *containers.Container) error {
 		m := &c.Mounts[i]
 		switch m.Type {
 		case "bind":
-			if err := os.MkdirAll(m.Source, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("bind source %s: %w", m.Source, err)
+			// A file is bound as it is; only a missing source is
+			// made, as a directory.
+			if _, err := os.Stat(m.Source); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(m.Source, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+					return fmt.Errorf("bind source %s: %w", m.Source, err)
+				}
 			}
 		case "volume":
 			if vs == nil {
