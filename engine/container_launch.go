@@ -31,12 +31,13 @@ import (
 // be writing: bundleReady returns once the bundle is complete (or why it
 // is not), and init gets its config only then. beforeStart runs once the
 // container is created, before its process may start; its error fails
-// the start. On error l is aborted.
+// the start; starting (if not nil) is called once init was told to
+// execute the container's process. On error l is aborted.
 //
 // If this process dies before the container runs, the monitor kills what
 // it started and exits without recording an exit; the next start or
 // remove clears what is left (see clearLeftovers).
-func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *container.Prespawned, mo monitor.Options, dir string, spec *specs.Spec, bundleReady, beforeStart func() error) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *container.Prespawned, mo monitor.Options, dir string, spec *specs.Spec, bundleReady, beforeStart func() error, starting func(monitor.Started)) (_ *monitor.Conn, _ monitor.Started, retErr error) {
 	defer func() {
 		if retErr != nil {
 			l.Abort()
@@ -47,6 +48,9 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *contai
 		return nil, monitor.Started{}, fmt.Errorf("runtime root %s: %w", root, err)
 	}
 	o := container.CreateOpts{ID: c.ID, Bundle: dir, Spec: spec, Starter: l, Prespawned: pre, BundleReady: bundleReady, BeforeStart: beforeStart}
+	if starting != nil {
+		o.Starting = func(pid int) { starting(monitor.Started{MonitorPID: l.MonitorPID(), Pid: pid}) }
+	}
 	if mo.Terminal {
 		var err error
 		if o.Console, err = monitor.DialConsole(mo.RunDir); err != nil {

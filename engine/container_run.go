@@ -108,26 +108,57 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 	case containers.Removing, containers.Dead:
 		return nil, nil, fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.Name, ErrConflict)
 	}
-	conn, started, err := s.start(ctx, c, opts)
+	record := func(started monitor.Started) (*containers.Container, error) {
+		return s.db.UpdateContainer(recordCtx(ctx, c), c.ID, func(rec *containers.Container) error {
+			prev := rec.State
+			rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
+				MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
+				RestartCount: rec.State.RestartCount}
+			startedState(&rec.State, prev, rec.Config, opts.policyRestart)
+			rec.NetworkSettings = c.NetworkSettings
+			return nil
+		})
+	}
+	// The record of the start is written while init executes the
+	// container's process (when berth's runtime runs in this process),
+	// not after: the exec may still fail, and then the record is put
+	// back as it was.
+	type recorded struct {
+		c   *containers.Container
+		err error
+	}
+	var early chan recorded
+	starting := func(started monitor.Started) {
+		early = make(chan recorded, 1)
+		go func() {
+			c, err := record(started)
+			early <- recorded{c, err}
+		}()
+	}
+	before := c.State
+	conn, started, err := s.start(ctx, c, opts, starting)
 	if err != nil {
 		msg := err.Error()
 		code := StartErrorCode(msg)
+		if early != nil {
+			<-early
+		}
 		s.db.UpdateContainer(recordCtx(context.WithoutCancel(ctx), c), c.ID, func(rec *containers.Container) error {
+			if early != nil {
+				rec.State, rec.NetworkSettings = before, nil
+			}
 			rec.State.Error, rec.State.ExitCode = msg, code
 			rec.State.FinishedAt = time.Now().UTC()
 			return nil
 		})
 		return c, nil, &StartError{Code: code, Err: err}
 	}
-	c, err = s.db.UpdateContainer(recordCtx(ctx, c), c.ID, func(rec *containers.Container) error {
-		prev := rec.State
-		rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
-			MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
-			RestartCount: rec.State.RestartCount}
-		startedState(&rec.State, prev, rec.Config, opts.policyRestart)
-		rec.NetworkSettings = c.NetworkSettings
-		return nil
-	})
+	if early != nil {
+		r := <-early
+		c, err = r.c, r.err
+	} else {
+		c, err = record(started)
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -161,7 +192,10 @@ func StartErrorCode(msg string) int {
 	return 125
 }
 
-func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOptions) (_ *monitor.Conn, _ monitor.Started, retErr error) {
+// start starts c. Where this process is the runtime (see launch), it
+// calls starting (if not nil) once init was told to execute the
+// container's process, before start returns.
+func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOptions, starting func(monitor.Started)) (_ *monitor.Conn, _ monitor.Started, retErr error) {
 	dir := s.containerDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	run := s.runDir(c.ID)
@@ -277,7 +311,7 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			if l, pre, err := early.wait(); err != nil {
 				r.err = err
 			} else {
-				r.conn, r.started, r.err = s.launch(c, l, pre, mo, dir, spec, bundleReady, beforeStart)
+				r.conn, r.started, r.err = s.launch(c, l, pre, mo, dir, spec, bundleReady, beforeStart, starting)
 			}
 			done <- r
 		}()

@@ -45,6 +45,11 @@ type CreateOpts struct {
 	// created, before its process is allowed to start; an error deletes
 	// the container and is Launch's.
 	BeforeStart func() error
+	// Starting, when set, is called by Launch with init's pid once it
+	// told init to execute the process, while the exec happens: the
+	// caller may record the start meanwhile. Launch may still fail after
+	// it (the exec failed).
+	Starting func(pid int)
 	// Spec, when set, is the bundle's config in memory: config.json is
 	// not read (it must still be written, for hooks and tools). Its
 	// root.path may be relative to Bundle. Create does not modify it,

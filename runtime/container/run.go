@@ -117,6 +117,9 @@ func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
 		c.Delete(true)
 		return nil, err
 	}
+	if o.Starting != nil {
+		o.Starting(p.pid)
+	}
 	if err := p.waitExec(); err != nil {
 		c.Delete(true)
 		return nil, err

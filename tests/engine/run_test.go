@@ -69,6 +69,11 @@ func TestRunStdin(t *testing.T) {
 // the command cannot be invoked, 127 when it is not found — with --rm too,
 // and no container left behind by a failure.
 func TestExitCodes(t *testing.T) {
+	// An executable file that is no program: the exec itself fails.
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	if err := os.WriteFile(garbage, []byte("\x00\x01\x02 not a program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -82,6 +87,7 @@ func TestExitCodes(t *testing.T) {
 		{"not found", []string{"busybox", "no-such-command"}, 127, "no-such-command"},
 		{"not executable", []string{"busybox", "/etc/passwd"}, 126, "permission denied"},
 		{"a directory", []string{"busybox", "/etc"}, 126, ""},
+		{"exec format error", []string{"-v", garbage + ":/garbage:ro", "busybox", "/garbage"}, 126, "exec format error"},
 		{"missing image", []string{"--pull", "never", "no-such-image"}, 125, "no-such-image"},
 		{"bad memory", []string{"--memory", "12q", "busybox", "true"}, 125, "12q"},
 		{"bad flag", []string{"--no-such-flag", "busybox"}, 125, "no-such-flag"},
@@ -106,6 +112,9 @@ func TestExitCodes(t *testing.T) {
 					if !slices.Contains(before, n) {
 						if rm || tc.code == 125 {
 							t.Errorf("container %s left behind", n)
+						} else if st := status(t, n); (tc.code == 126 || tc.code == 127) && st != "created" {
+							// docker's: a start that failed leaves it created.
+							t.Errorf("container %s that could not start is %q, want created", n, st)
 						}
 						berth(t, "rm", "-f", n)
 					}
