@@ -75,6 +75,10 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 				cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = false, false, false
 			}
 			engine.WarmUp()
+			if !createOnly && !f.detach && !cfg.Tty && f.sigProxy {
+				f.sigs = proxiedSignals() // see attachRun
+				defer signal.Stop(f.sigs)
+			}
 			ctx := cmd.Context()
 			co := engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint}
 			if !createOnly {
@@ -144,6 +148,14 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 	return cmd
 }
 
+// proxiedSignals catches the signals a foreground container gets from
+// its berth process (docker's --sig-proxy) on a new channel.
+func proxiedSignals() chan os.Signal {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	return sigs
+}
+
 // writeCIDFile writes the container's ID to path, which must not exist.
 func writeCIDFile(path, id string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -211,6 +223,20 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 	so := attachStartOptions(c.HostConfig)
 	claim := so.ClaimCleanup
 	claimed := false
+	// Signals are proxied to the container without a tty. They are
+	// caught from before the start (for run, from before the
+	// container is made: f.sigs), so that one sent meanwhile does not
+	// kill this process and leave the container behind, and passed on
+	// once it runs.
+	var sigs chan os.Signal
+	if !c.Config.Tty && (f == nil || f.sigProxy) {
+		if f != nil && f.sigs != nil {
+			sigs = f.sigs
+		} else {
+			sigs = proxiedSignals()
+		}
+		defer signal.Stop(sigs)
+	}
 	if start {
 		c, conn, err = s.StartContainer(ctx, c.ID, so)
 		if err != nil {
@@ -250,10 +276,7 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 				resize()
 			}
 		}()
-	} else if f == nil || f.sigProxy {
-		sigs := make(chan os.Signal, 8)
-		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
-		defer signal.Stop(sigs)
+	} else if sigs != nil {
 		go func() {
 			for sig := range sigs {
 				s.KillContainer(context.WithoutCancel(ctx), c.ID, sig.(unix.Signal))
@@ -291,7 +314,14 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 		return 0, nil
 	case r = <-done:
 	}
-	code, err := s.WaitContainer(context.WithoutCancel(ctx), c.ID)
+	var code int
+	if start && claim {
+		// Nothing but this process cleans c up after the exit: the
+		// record StartContainer returned is still c's.
+		code, err = s.WaitStarted(context.WithoutCancel(ctx), c)
+	} else {
+		code, err = s.WaitContainer(context.WithoutCancel(ctx), c.ID)
+	}
 	if errors.Is(err, metadata.ErrNotFound) && r.code >= 0 {
 		return r.code, nil // removed by its --rm cleanup already
 	}

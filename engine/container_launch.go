@@ -60,8 +60,10 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *contai
 	}
 	// A signal that would end this process in the middle would leave
 	// the container half made: the usual ones wait until it runs, and
-	// then go to it if a foreground client will pass signals on anyway
-	// (mo.Attach), as runc's run does.
+	// then go to it if a foreground client with a terminal attaches
+	// (mo.Attach, mo.Terminal), as runc's run does. Without a terminal
+	// the client catches the signals it passes on itself, from before
+	// the start.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
@@ -75,7 +77,7 @@ func (s *Store) launch(c *containers.Container, l *monitor.Launcher, pre *contai
 		rc.Delete(true)
 		return nil, monitor.Started{}, err
 	}
-	for mo.Attach {
+	for mo.Attach && mo.Terminal {
 		select {
 		case sig := <-sigs:
 			rc.Kill(sig.(unix.Signal), false)
