@@ -871,8 +871,19 @@ func (s *Store) WaitContainer(ctx context.Context, ref string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return s.wait(ctx, c)
+}
+
+// WaitStarted is WaitContainer for the container whose record c
+// StartContainer returned to this process: it does not look c up first.
+func (s *Store) WaitStarted(ctx context.Context, c *containers.Container) (int, error) {
+	return s.wait(ctx, c)
+}
+
+func (s *Store) wait(ctx context.Context, c *containers.Container) (int, error) {
 	if c.State.Status == containers.Running || c.State.Status == containers.Paused {
-		if _, err := s.waitExit(ctx, c); err != nil {
+		code, err := s.waitExit(ctx, c)
+		if err != nil {
 			return -1, err
 		}
 		nc, err := s.cleanup(ctx, c)
@@ -881,8 +892,7 @@ func (s *Store) WaitContainer(ctx context.Context, ref string) (int, error) {
 		}
 		if nc == nil {
 			// Removed by --rm: the exit file is gone with it; the code
-			// was read before.
-			code, _, _, _ := monitor.ReadExit(s.runDir(c.ID))
+			// was read before (-1: the monitor died without one).
 			return code, nil
 		}
 		c = nc
