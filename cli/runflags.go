@@ -38,9 +38,9 @@ type runFlags struct {
 	fs *pflag.FlagSet // for Changed and for the flags' names in errors
 
 	detach, interactive, tty, rm, readOnly, privileged, init, noHealthcheck, sigProxy bool
+	publishAll                                                                        bool
 	// sigs, when set, catches the signals to proxy (see attachRun).
 	sigs chan os.Signal
-	publishAll                                                                        bool
 
 	name, workdir, user, entrypoint, hostname, domainname                        string
 	restart, network, pull, platform, stopSignal, cidfile, logDriver, detachKeys string
