@@ -20,6 +20,7 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	units "github.com/docker/go-units"
+	mobyctr "github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -108,9 +109,14 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 	case containers.Removing, containers.Dead:
 		return nil, nil, fmt.Errorf("container %s is marked for removal and cannot be started: %w", c.Name, ErrConflict)
 	}
+	// What the record said before the start, to put back if the exec
+	// fails after the start was recorded.
+	var prevState containers.State
+	var prevNet *mobyctr.NetworkSettings
 	record := func(started monitor.Started) (*containers.Container, error) {
 		return s.db.UpdateContainer(recordCtx(ctx, c), c.ID, func(rec *containers.Container) error {
 			prev := rec.State
+			prevState, prevNet = rec.State, rec.NetworkSettings
 			rec.State = containers.State{Status: containers.Running, Pid: started.Pid, StartedAt: time.Now().UTC(),
 				MonitorPID: started.MonitorPID, MonitorStart: procStart(started.MonitorPID), BootID: bootID(),
 				RestartCount: rec.State.RestartCount}
@@ -135,17 +141,17 @@ func (s *Store) StartContainer(ctx context.Context, ref string, opts StartOption
 			early <- recorded{c, err}
 		}()
 	}
-	before := c.State
 	conn, started, err := s.start(ctx, c, opts, starting)
 	if err != nil {
 		msg := err.Error()
 		code := StartErrorCode(msg)
+		recordedStart := false
 		if early != nil {
-			<-early
+			recordedStart = (<-early).err == nil
 		}
 		s.db.UpdateContainer(recordCtx(context.WithoutCancel(ctx), c), c.ID, func(rec *containers.Container) error {
-			if early != nil {
-				rec.State, rec.NetworkSettings = before, nil
+			if recordedStart {
+				rec.State, rec.NetworkSettings = prevState, prevNet
 			}
 			rec.State.Error, rec.State.ExitCode = msg, code
 			rec.State.FinishedAt = time.Now().UTC()
