@@ -14,6 +14,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bin}
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+# cgo needs gcc, and libseccomp-golang needs libseccomp's headers and
+# static library, found through pkg-config: install them when missing.
+if ! command -v gcc >/dev/null || ! command -v pkg-config >/dev/null || ! pkg-config --exists libseccomp; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "build.sh: gcc, pkg-config and libseccomp-dev are needed: apt-get install gcc pkg-config libseccomp-dev" >&2
+    exit 1
+  fi
+  echo "build.sh: installing gcc, pkg-config and libseccomp-dev" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc pkg-config libseccomp-dev >/dev/null ||
+    { echo "build.sh: apt-get install gcc pkg-config libseccomp-dev failed" >&2; exit 1; }
+fi
 mkdir -p "$out"
 flags=(-trimpath -tags osusergo,netgo,sqlite_omit_load_extension -ldflags '-linkmode external -extldflags "-static"')
 go build "${flags[@]}" -o "$out/berth" ./cmd/berth
