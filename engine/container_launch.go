@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/containers"
 	"github.com/berth-project/berth/monitor"
 	"github.com/berth-project/berth/oci"
@@ -120,11 +121,17 @@ type earlyLaunch struct {
 	l    *monitor.Launcher
 	pre  *container.Prespawned
 	err  error
+	// stopPriming ends the priming of cgroup migrations begun with the
+	// launch (see cgroups.PrimeMigrations): the runtime's create moves
+	// init into the container's cgroup, and the kernel's wait before a
+	// first migration passes meanwhile. Called once create returned.
+	stopPriming func()
 }
 
 // beginLaunch starts the monitor mo in the background.
 func (s *layout) beginLaunch(ctx context.Context, mo monitor.Options, opts StartOptions) *earlyLaunch {
-	e := &earlyLaunch{opts: opts, nsc: make(chan []specs.LinuxNamespace, 1), done: make(chan struct{})}
+	e := &earlyLaunch{opts: opts, nsc: make(chan []specs.LinuxNamespace, 1), done: make(chan struct{}),
+		stopPriming: cgroups.PrimeMigrations()}
 	go func() {
 		defer close(e.done)
 		if e.l, e.err = monitor.Launch(ctx, mo); e.err != nil {
@@ -159,6 +166,7 @@ func (e *earlyLaunch) wait() (*monitor.Launcher, *container.Prespawned, error) {
 // abort gives the launch up: the monitor kills the prespawned init and
 // exits.
 func (e *earlyLaunch) abort() {
+	e.stopPriming()
 	e.prespawn(nil)
 	<-e.done
 	e.pre.Discard()

@@ -319,6 +319,7 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			} else {
 				r.conn, r.started, r.err = s.launch(c, l, pre, mo, dir, spec, bundleReady, beforeStart, starting)
 			}
+			early.stopPriming()
 			done <- r
 		}()
 		werr := writeBundle(dir, rootfs, spec, files)
