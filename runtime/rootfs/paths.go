@@ -36,9 +36,41 @@ func fileType(f *os.File) (uint32, error) {
 
 // openInRoot resolves path inside root (symlinks are resolved as if root were
 // "/") and returns an O_PATH handle.
+//
+// It asks the kernel directly: openat2 with RESOLVE_IN_ROOT, which
+// pathrs.OpenatInRoot uses too, but without its last step, a readlink of
+// the new handle in a private procfs to give the *os.File the resolved
+// path as its name. That step costs a procfs lookup and a dup per call,
+// and a container's rootfs setup makes dozens of these calls on the way
+// to the user's program; the handles' names here only appear in errors,
+// where the path asked for serves. Kernels without openat2 (before 5.6)
+// and processes whose seccomp filter refuses it get pathrs's fallback.
 func openInRoot(root *os.File, path string) (*os.File, error) {
-	return pathrs.OpenatInRoot(root, path)
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for range openat2Retries {
+		fd, err := unix.Openat2(int(root.Fd()), path, &how)
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), filepath.Join(root.Name(), path)), nil
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
+			// EAGAIN: a rename or mount raced the lookup; the
+			// kernel asks for another try.
+			continue
+		case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
+			// No openat2 (or a seccomp filter refusing it, as
+			// older container profiles do): pathrs resolves the
+			// path itself.
+			return pathrs.OpenatInRoot(root, path)
+		default:
+			return nil, &os.PathError{Op: "openat2", Path: filepath.Join(root.Name(), path), Err: err}
+		}
+	}
+	return nil, &os.PathError{Op: "openat2", Path: filepath.Join(root.Name(), path), Err: unix.EAGAIN}
 }
+
+// openat2Retries bounds the retries of an openat2 the kernel answered
+// with EAGAIN (as pathrs does).
+const openat2Retries = 32
 
 // resolveInRoot resolves the symlinks of path lexically inside root (a
 // dangling symlink is followed to where its target would be), returning a
@@ -65,6 +97,13 @@ func openParentInRoot(root *os.File, path string) (*os.File, string, error) {
 	base := filepath.Base(path)
 	if base == "/" || base == "." || base == ".." {
 		return nil, "", fmt.Errorf("%q has no final path component", path)
+	}
+	// Mostly the parent exists already: one lookup.
+	if parent, err := openInRoot(root, filepath.Dir(path)); err == nil {
+		if typ, err := fileType(parent); err == nil && typ == unix.S_IFDIR {
+			return parent, base, nil
+		}
+		parent.Close()
 	}
 	dir, err := resolveInRoot(root, filepath.Dir(path))
 	if err != nil {
