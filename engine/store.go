@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/berth-project/berth/content"
+	"github.com/berth-project/berth/internal/topdir"
 	"github.com/berth-project/berth/metadata"
 	"github.com/berth-project/berth/snapshot"
 )
@@ -87,6 +88,11 @@ func OpenWith(root string, opts Options) (*Store, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open snapshotter: %w", err)
+	}
+	// Each container's files go to a block group of their own (see
+	// topdir): the directories are made by the first container.
+	for _, d := range []string{filepath.Join(root, "containers"), filepath.Join(l.runRoot, "containers"), l.runtimeRoot()} {
+		topdir.Mark(d)
 	}
 	return &Store{layout: l, cs: cs, db: db, sn: sn, overlay: overlay}, nil
 }

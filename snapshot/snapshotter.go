@@ -11,6 +11,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/topdir"
 )
 
 // driver is what differs between the overlay and the native snapshotter:
@@ -58,6 +60,9 @@ func checkRoot(root string) (string, error) {
 	if err := os.MkdirAll(filepath.Join(abs, snapshotsDir), 0o700); err != nil {
 		return "", fmt.Errorf("snapshotter root %q: %w", abs, err)
 	}
+	// Every container's writable snapshot is made and removed here: a
+	// block group of its own for each (see topdir).
+	topdir.Mark(filepath.Join(abs, snapshotsDir))
 	return abs, nil
 }
 

@@ -1,0 +1,41 @@
+package topdir
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMark(t *testing.T) {
+	// t.TempDir is on /tmp; the attribute needs ext4 there.
+	dir := t.TempDir()
+	Mark(dir)
+	if !Marked(dir) {
+		if !isExt4(dir) {
+			t.Skip("the test directory is not on ext4")
+		}
+		t.Fatalf("%s: no FS_TOPDIR_FL after Mark", dir)
+	}
+	// Once set, Mark leaves it; a second call must not fail or clear it.
+	Mark(dir)
+	if !Marked(dir) {
+		t.Fatal("a second Mark cleared the attribute")
+	}
+	// A missing directory and a file are ignored.
+	Mark(filepath.Join(dir, "missing"))
+	f := filepath.Join(dir, "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Mark(f)
+	if Marked(f) {
+		t.Fatal("Mark set the attribute on a file")
+	}
+}
+
+func isExt4(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC
+}
