@@ -2,11 +2,7 @@
 // system's allocation groups.
 package topdir
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // fsTopdirFl is FS_TOPDIR_FL of linux/fs.h.
 const fsTopdirFl = 0x00020000
@@ -40,15 +36,4 @@ func Mark(dir string) {
 		return
 	}
 	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFl))
-}
-
-// Marked reports whether dir has the attribute.
-func Marked(dir string) bool {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-	return err == nil && flags&fsTopdirFl != 0
 }

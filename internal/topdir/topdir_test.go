@@ -39,3 +39,14 @@ func isExt4(dir string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(dir, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC
 }
+
+// Marked reports whether dir has the attribute.
+func Marked(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	return err == nil && flags&fsTopdirFl != 0
+}
