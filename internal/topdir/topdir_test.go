@@ -12,7 +12,7 @@ func TestMark(t *testing.T) {
 	// t.TempDir is on /tmp; the attribute needs ext4 there.
 	dir := t.TempDir()
 	Mark(dir)
-	if !Marked(dir) {
+	if !marked(dir) {
 		if !isExt4(dir) {
 			t.Skip("the test directory is not on ext4")
 		}
@@ -20,7 +20,7 @@ func TestMark(t *testing.T) {
 	}
 	// Once set, Mark leaves it; a second call must not fail or clear it.
 	Mark(dir)
-	if !Marked(dir) {
+	if !marked(dir) {
 		t.Fatal("a second Mark cleared the attribute")
 	}
 	// A missing directory and a file are ignored.
@@ -30,7 +30,7 @@ func TestMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	Mark(f)
-	if Marked(f) {
+	if marked(f) {
 		t.Fatal("Mark set the attribute on a file")
 	}
 }
@@ -40,8 +40,8 @@ func isExt4(dir string) bool {
 	return unix.Statfs(dir, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC
 }
 
-// Marked reports whether dir has the attribute.
-func Marked(dir string) bool {
+// marked reports whether dir has the attribute.
+func marked(dir string) bool {
 	f, err := os.Open(dir)
 	if err != nil {
 		return false
