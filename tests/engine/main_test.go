@@ -98,11 +98,32 @@ func teardown() error {
 	for _, id := range strings.Fields(string(out)) {
 		berthCmd("rm", "-f", "-v", id).Run()
 	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	if bytes.Contains(mi, []byte(baseDir)) {
-		return fmt.Errorf("mounts left under %s; not removing it", baseDir)
+	// What runs on after the CLI returned (the network teardown worker
+	// a --rm run hands its netns to, a monitor's cleanup) may hold a
+	// mount a little longer: a leak is a mount still there after that.
+	var left []string
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = mountsUnder(baseDir)
+		if len(left) == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("mounts left under %s, not removing it: %s", baseDir, strings.Join(left, ", "))
 	}
 	return os.RemoveAll(baseDir)
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) []string {
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var ms []string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			ms = append(ms, f[4])
+		}
+	}
+	return ms
 }
 
 // berthCmd is the berth CLI on the test store.
