@@ -632,11 +632,19 @@ func TestNoFdLeaks(t *testing.T) {
 	if strings.Join(fds, " ") != "0 1 2" {
 		t.Errorf("the container's shell has fds %v, want 0 1 2:\n%+v", fds, ents)
 	}
-	mon, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.started.MonitorPID))
-	if err != nil {
-		t.Fatal(err)
+	// stdio, signalfd, attach socket, stdout, stderr, stdin, log. The
+	// monitor closes its sync socket just after its report that Start
+	// waits for, so give it a moment.
+	var mon []os.DirEntry
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if mon, err = os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.started.MonitorPID)); err != nil {
+			t.Fatal(err)
+		}
+		if len(mon) <= 9 || time.Now().After(deadline) {
+			break
+		}
 	}
-	// stdio, signalfd, attach socket, stdout, stderr, stdin, log
 	if len(mon) != 9 {
 		var l []string
 		for _, e := range mon {
