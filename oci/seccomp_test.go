@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -312,5 +313,44 @@ func TestSeccompSecurityOpts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), bad.msg) {
 			t.Errorf("security-opt %s: %v, want error containing %q", bad.opt, err, bad.msg)
 		}
+	}
+}
+
+// TestDefaultSeccompShared: DefaultSeccomp decodes the profile once per
+// process; a caller that changes what it got (as --security-opt handling
+// may) changes neither the next caller's profile nor the decoded one.
+func TestDefaultSeccompShared(t *testing.T) {
+	caps, err := Capabilities(DefaultCapabilities, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := seccompFromJSON(defaultSeccomp, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := DefaultSeccomp(caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, fresh) {
+		t.Fatal("DefaultSeccomp differs from a fresh decoding of the profile")
+	}
+	*first.DefaultErrnoRet = 99
+	first.Architectures[0] = "SCMP_ARCH_NONE"
+	for i := range first.Syscalls {
+		first.Syscalls[i].Names[0] = "changed"
+		if first.Syscalls[i].ErrnoRet != nil {
+			*first.Syscalls[i].ErrnoRet = 99
+		}
+		for j := range first.Syscalls[i].Args {
+			first.Syscalls[i].Args[j].Value = 99
+		}
+	}
+	second, err := DefaultSeccomp(caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(second, fresh) {
+		t.Error("a change to one DefaultSeccomp result shows in the next")
 	}
 }
