@@ -76,8 +76,9 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 			}
 			engine.WarmUp()
 			if !createOnly && !f.detach && !cfg.Tty && f.sigProxy {
-				f.sigs = proxiedSignals() // see attachRun
-				defer signal.Stop(f.sigs)
+				var stop func()
+				f.sigs, f.sigsReady, stop = proxiedSignals() // see attachRun
+				defer stop()
 			}
 			ctx := cmd.Context()
 			co := engine.CreateOptions{Name: f.name, Config: cfg, HostConfig: hc, Endpoint: f.opts.Endpoint}
@@ -99,6 +100,11 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 				return exitWith(cmd, 125, err)
 			}
 			defer s.Close()
+			if f.sigsReady != nil {
+				// From here on the container is made: a signal
+				// must find it caught.
+				<-f.sigsReady
+			}
 			// An image to pull first: no init waits that long.
 			if err := ensureImage(ctx, s, cfg.Image, f.pull, f.platform, cmd.ErrOrStderr(), co.Prelaunch.Abort); err != nil {
 				return exitWith(cmd, 125, err)
@@ -149,11 +155,27 @@ func runCmd(o *options, createOnly bool) *cobra.Command {
 }
 
 // proxiedSignals catches the signals a foreground container gets from
-// its berth process (docker's --sig-proxy) on a new channel.
-func proxiedSignals() chan os.Signal {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
-	return sigs
+// its berth process (docker's --sig-proxy) on a new channel, until stop.
+//
+// It registers them on a goroutine of its own and returns at once, and
+// ready closes once they are caught: the Go runtime enables each signal
+// by a round trip to its signal-handling thread, six round trips that
+// took 2-3 ms on a machine whose CPUs are busy with the container's
+// start, which `run` begins meanwhile (its prelaunch) and waits for ready
+// only before it makes the container. A signal sent before then has its
+// default effect, as one sent before this process got this far: the
+// run's monitor sees it die and kills the init it started.
+func proxiedSignals() (sigs chan os.Signal, ready <-chan struct{}, stop func()) {
+	sigs = make(chan os.Signal, 8)
+	registered := make(chan struct{})
+	go func() {
+		defer close(registered)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	}()
+	return sigs, registered, func() {
+		<-registered
+		signal.Stop(sigs)
+	}
 }
 
 // writeCIDFile writes the container's ID to path, which must not exist.
@@ -231,11 +253,14 @@ func attachRun(cmd *cobra.Command, s *engine.Store, c *containers.Container, f *
 	var sigs chan os.Signal
 	if !c.Config.Tty && (f == nil || f.sigProxy) {
 		if f != nil && f.sigs != nil {
-			sigs = f.sigs
+			sigs = f.sigs // run stops it
 		} else {
-			sigs = proxiedSignals()
+			var ready <-chan struct{}
+			var stop func()
+			sigs, ready, stop = proxiedSignals()
+			defer stop()
+			<-ready // before the start
 		}
-		defer signal.Stop(sigs)
 	}
 	if start {
 		c, conn, err = s.StartContainer(ctx, c.ID, so)

@@ -39,8 +39,10 @@ type runFlags struct {
 
 	detach, interactive, tty, rm, readOnly, privileged, init, noHealthcheck, sigProxy bool
 	publishAll                                                                        bool
-	// sigs, when set, catches the signals to proxy (see attachRun).
-	sigs chan os.Signal
+	// sigs, when set, catches the signals to proxy (see attachRun), once
+	// sigsReady is closed.
+	sigs      chan os.Signal
+	sigsReady <-chan struct{}
 
 	name, workdir, user, entrypoint, hostname, domainname                        string
 	restart, network, pull, platform, stopSignal, cidfile, logDriver, detachKeys string
