@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: a whole container run, side by side in one hyperfine
-# invocation, of `true` in the busybox test image:
+# Benchmark: a whole container run of `true` in the busybox test image,
+# three ways timed in alternation (bench/alternate.py: each round runs
+# each once, in a rotating order):
 #   berth   berth run --rm --network none busybox true (engine: image, snapshot,
 #                                                   bundle, monitor, runtime)
 #   podman  podman run --rm --network none busybox true
@@ -9,7 +10,7 @@
 #                                                   cgroupfs, overlay)
 #   runc    runc run of an equivalent bundle       (the bare runtime, no image
 #                                                   store, no monitor)
-# and prints each one's time over runc's.
+# and prints each one's time over runc's (mean and median).
 #
 # Then density: DENSITY containers (default 50) of `sleep 3600` started
 # detached with berth and with podman; the memory their monitoring costs
@@ -43,22 +44,11 @@ bench_prepare
 "$podman" run --rm --network none localhost/busybox true
 runc --root "$runc_root" run --bundle "$bundle" bench-check
 
-echo "bench: run --rm of true, $runs runs each (warmup $warmup)"
-hyperfine -N --runs "$runs" --warmup "$warmup" --export-json "$tmp/run.json" \
-	-n berth "$berth ${berth_args[*]} run --rm --network none busybox true" \
-	-n podman "$podman run --rm --network none localhost/busybox true" \
-	-n runc "runc --root $runc_root run --bundle $bundle bench-run" >/dev/null
-
-python3 - "$tmp/run.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-base = r["runc"]["mean"]
-print(f"  {'':8} {'mean':>10} {'± sd':>9} {'min':>9}  {'÷ runc':>7}")
-for n in ("berth", "podman", "runc"):
-    x = r[n]
-    print(f"  {n:8} {x['mean']*1e3:8.1f}ms {x['stddev']*1e3:7.1f}ms {x['min']*1e3:7.1f}ms  {x['mean']/base:6.2f}x")
-print(f"  berth run --rm is {r['berth']['mean']/base:.2f}x runc run; podman {r['podman']['mean']/base:.2f}x")
-PY
+echo "bench: run --rm of true, $runs rounds of the three in turn (warmup $warmup)"
+python3 "$here/alternate.py" "$runs" "$warmup" \
+	"berth=$berth ${berth_args[*]} run --rm --network none busybox true" \
+	"podman=$podman run --rm --network none localhost/busybox true" \
+	"runc=runc --root $runc_root run --bundle $bundle bench-run"
 
 # pss PID...: the sum of the processes' PSS in KiB.
 pss() {
