@@ -94,6 +94,11 @@ type initConfig struct {
 	// Unshare are the clone flags of the namespaces init makes itself
 	// (a prespawned init: see lateNamespaces).
 	Unshare int `json:"unshare,omitempty"`
+	// PlaceLater: the parent moves init into its cgroup while init
+	// prepares the root, and says so with msgPlaced. Init waits for it
+	// before anything that depends on its cgroup: the cgroup namespace,
+	// a cgroup mount, the createRuntime hooks (see waitPlaced).
+	PlaceLater bool `json:"placeLater,omitempty"`
 }
 
 // Create makes a container from a bundle and leaves its init waiting for
@@ -149,8 +154,15 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	// spawned, not the result p: every error return sets p to nil before
 	// this runs.
 	var spawned *proc
+	// joinPlaced waits for a prespawned init's placement in its cgroup
+	// (see placeLater); a failed placement is the error to report (it
+	// killed init, which is how the rest of Create ended).
+	joinPlaced := func() error { return nil }
 	defer func() {
 		if retErr != nil {
+			if err := joinPlaced(); err != nil {
+				retErr = err
+			}
 			o.Prespawned.Discard()
 			if spawned != nil {
 				unix.Kill(spawned.pid, unix.SIGKILL)
@@ -239,13 +251,15 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	res := cgroupResources(s.Linux)
 	pidsLimit := res.Pids
 	res.Pids = nil
+	// Not c's field: an error return clears c while this may still run.
+	rootless := c.State.Rootless
 	cgWait.Add(1)
 	go func() {
 		defer cgWait.Done()
 		if cgErr = cg.Apply(0); cgErr != nil {
 			return
 		}
-		if c.State.Rootless && s.Linux.Resources == nil {
+		if rootless && s.Linux.Resources == nil {
 			// Nothing asked for, and a rootless runtime could not set
 			// the default device rules anyway.
 			return
@@ -261,16 +275,20 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return cg.Apply(pid)
 	}
 
+	configSent := make(chan struct{})
 	if pp := o.Prespawned; pp != nil {
 		r.Log.Debug("take the prespawned init", "id", o.ID)
 		if p, err = pp.take(sp); err != nil {
 			return nil, nil, err
 		}
 		spawned = p
-		if err := sp.placed(p.pid); err != nil {
-			return nil, nil, err
-		}
 		cfg.Unshare = sp.cloneFlags & lateNamespaces
+		// Init prepares its root while it is moved into its cgroup (the
+		// cgroup's making and limits are most of that time), and waits
+		// for msgPlaced only where its cgroup matters.
+		cfg.PlaceLater = true
+		joinPlaced = placeLater(p, sp.placed, configSent)
+		defer joinPlaced()
 	} else {
 		r.Log.Debug("spawn init", "id", o.ID)
 		if p, err = r.spawn(sp); err != nil {
@@ -295,6 +313,7 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 	if err := p.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, nil, fmt.Errorf("send config to container init: %w", err)
 	}
+	close(configSent)
 	for {
 		m, err := p.recv()
 		if err != nil {
@@ -313,6 +332,11 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 			return nil, nil, fmt.Errorf("unexpected message %q from container init", m.Type)
 		}
 		r.Log.Debug("rootfs prepared", "id", o.ID)
+		// Init asks for the hooks once it was placed: the placement's
+		// send is over.
+		if err := joinPlaced(); err != nil {
+			return nil, nil, err
+		}
 		if s.Hooks != nil {
 			st := c.hookState(Creating)
 			if err := hooks.Run("prestart", s.Hooks.Prestart, st); err != nil {
@@ -340,6 +364,37 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		}
 	}
 	return c, p, nil
+}
+
+// placeLater moves the prespawned init p into its cgroup (place) in the
+// background and, once the config is sent (configSent closed), tells init
+// with msgPlaced. If the placement fails, init is killed, so that Create,
+// waiting for init's next message, sees it end. The returned join waits
+// for all of it and returns the placement's error; it must run before
+// Create sends anything else to init, and before Create returns.
+func placeLater(p *proc, place func(pid int) error, configSent <-chan struct{}) (join func() error) {
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		if err := place(p.pid); err != nil {
+			unix.Kill(p.pid, unix.SIGKILL)
+			done <- err
+			return
+		}
+		select {
+		case <-configSent:
+			if p.send(message{Type: msgPlaced}) != nil {
+				// Init is gone, or would wait for this forever.
+				unix.Kill(p.pid, unix.SIGKILL)
+			}
+		case <-stop: // Create failed before it sent the config
+		}
+		done <- nil
+	}()
+	return sync.OnceValue(func() error {
+		close(stop)
+		return <-done
+	})
 }
 
 // inMemorySpec is what spec.Load makes of a config given in memory: root.path

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -72,12 +73,19 @@ func Init() {
 // user's program once started.
 func containerInit(p *proc, c *initConfig) error {
 	s := c.Spec
-	if c.Unshare != 0 {
-		// Now that the rootfs is mounted and init is in its cgroup:
-		// the mount namespace copies the first, the cgroup namespace is
-		// rooted in the second. For this thread, which execs.
-		if err := unix.Unshare(c.Unshare); err != nil {
-			return fmt.Errorf("create namespaces (clone flags %#x): %w", c.Unshare, err)
+	unshare, placed := c.Unshare, func() error { return nil }
+	if c.PlaceLater {
+		// The cgroup namespace is rooted in init's cgroup: made once
+		// init is in it.
+		cgroupNS := unshare & unix.CLONE_NEWCGROUP
+		unshare &^= cgroupNS
+		placed = sync.OnceValue(func() error { return waitPlaced(p, cgroupNS) })
+	}
+	if unshare != 0 {
+		// Now that the rootfs is mounted: the mount namespace copies it.
+		// For this thread, which execs.
+		if err := unix.Unshare(unshare); err != nil {
+			return fmt.Errorf("create namespaces (clone flags %#x): %w", unshare, err)
 		}
 	}
 	if !c.NoNewKeyring {
@@ -101,12 +109,16 @@ func containerInit(p *proc, c *initConfig) error {
 		procFds = fd
 		defer unix.Close(fd)
 	}
-	rc := &rootfs.Config{Spec: s, Rootfs: s.Root.Path, NoPivot: c.NoPivot, UserNS: c.UserNS}
+	rc := &rootfs.Config{Spec: s, Rootfs: s.Root.Path, NoPivot: c.NoPivot, UserNS: c.UserNS, BeforeCgroup: placed}
 	if !c.NoMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
 		}
 		defer rc.Close()
+	}
+	// The parent runs the hooks on a container in its cgroup.
+	if err := placed(); err != nil {
+		return err
 	}
 	if err := p.send(message{Type: msgHooks}); err != nil {
 		return err
@@ -192,6 +204,24 @@ func containerInit(p *proc, c *initConfig) error {
 	err = ps.exec(c.PreserveFds)
 	runtime.KeepAlive(fifo)
 	return err
+}
+
+// waitPlaced waits for the parent's word that init is in its cgroup,
+// then makes the cgroup namespace (cgroupNS: its clone flag, or 0).
+func waitPlaced(p *proc, cgroupNS int) error {
+	m, err := p.recv()
+	if err != nil {
+		return fmt.Errorf("waiting to be placed in the cgroup: %w", err)
+	}
+	if m.Type != msgPlaced {
+		return fmt.Errorf("waiting to be placed in the cgroup: unexpected message %q", m.Type)
+	}
+	if cgroupNS != 0 {
+		if err := unix.Unshare(cgroupNS); err != nil {
+			return fmt.Errorf("create the cgroup namespace: %w", err)
+		}
+	}
+	return nil
 }
 
 // execInit runs a new process in a running container: stage 0 has

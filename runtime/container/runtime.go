@@ -40,7 +40,7 @@ const InitName = "berth-init"
 // berth-init from another build is refused with a clear error instead of
 // misreading its config. A variable only so that a test can build an init
 // of another version (-ldflags -X).
-var initProtocol = "2"
+var initProtocol = "3"
 
 // initBinary returns the binary to seal and execute as a container's
 // init ("" for the running executable).

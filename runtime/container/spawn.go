@@ -80,6 +80,7 @@ const (
 	msgConfig = "config" // parent -> child: what to set up
 	msgHooks  = "hooks"  // child -> parent: run createRuntime hooks now
 	msgOK     = "ok"     // parent -> child: hooks done
+	msgPlaced = "placed" // parent -> child (PlaceLater): init is in its cgroup
 	msgReady  = "ready"  // child -> parent: created, waiting for start
 	msgStart  = "start"  // parent -> child (run): go
 	msgError  = "error"  // child -> parent: setup failed

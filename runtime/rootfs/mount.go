@@ -179,6 +179,12 @@ func (m *mounter) fsMount(mnt specs.Mount, dest string, opts *mountOptions) erro
 	)
 	switch mnt.Type {
 	case "cgroup", "cgroup2":
+		if wait := m.c.BeforeCgroup; wait != nil {
+			m.c.BeforeCgroup = nil
+			if err := wait(); err != nil {
+				return err
+			}
+		}
 		return m.cgroupMount(mnt, dest, opts)
 	case "proc", "sysfs":
 		dst, err = ensureRealDir(m.root, dest)

@@ -29,6 +29,12 @@ type Config struct {
 	// UserNS is set when the container has its own user namespace: device
 	// nodes are then bind-mounted from the host instead of created.
 	UserNS bool
+	// BeforeCgroup, when set, runs once before the first mount that shows
+	// the process's own cgroups (type cgroup or cgroup2): such a mount
+	// reads /proc/self/cgroup (or is rooted in the cgroup namespace), so
+	// the process must be in its cgroup by then. A container init placed
+	// while it prepares its root waits here.
+	BeforeCgroup func() error
 
 	// null is the verified host /dev/null, opened by Prepare and released
 	// by Finalize (or Close).
