@@ -299,6 +299,9 @@ func (s *Store) start(ctx context.Context, c *containers.Container, opts StartOp
 			if err := finishNetwork(); err != nil {
 				return err
 			}
+			if networkName(c.HostConfig.NetworkMode) == "" {
+				return nil // no ADD (none, host, container:): the files are final
+			}
 			return s.rewriteEtcFiles(c, dir)
 		}
 		// The runtime spawns init (the monitor, stage 0 and init's own

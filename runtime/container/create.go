@@ -355,8 +355,12 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		return nil, nil, fmt.Errorf("container init exited: %w", err)
 	}
 	c.State.PidStart = start
-	if err := c.save(); err != nil {
-		return nil, nil, fmt.Errorf("save state: %w", err)
+	if !o.Run {
+		// The start (another process) finds init through the state.
+		// A run saves it once it told init to start (saveStarted).
+		if err := c.save(); err != nil {
+			return nil, nil, fmt.Errorf("save state: %w", err)
+		}
 	}
 	if o.PidFile != "" {
 		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(p.pid)), 0o644); err != nil {
@@ -364,6 +368,17 @@ func (r *Runtime) Create(o CreateOpts) (c *Container, p *proc, retErr error) {
 		}
 	}
 	return c, p, nil
+}
+
+// saveStarted records the state of a container Create made with o.Run
+// (init's pid) once init was told to start: the write overlaps init's
+// last steps and exec. On failure the container is deleted.
+func (c *Container) saveStarted() error {
+	if err := c.save(); err != nil {
+		c.Delete(true)
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
 }
 
 // placeLater moves the prespawned init p into its cgroup (place) in the

@@ -67,6 +67,9 @@ func (r *Runtime) Run(o CreateOpts, detach bool) (int, error) {
 		c.Delete(true)
 		return -1, err
 	}
+	if err := c.saveStarted(); err != nil {
+		return -1, err
+	}
 	if err := p.waitExec(); err != nil {
 		c.Delete(true)
 		return -1, err
@@ -115,6 +118,9 @@ func (r *Runtime) Launch(o CreateOpts) (*Container, error) {
 	}
 	if err := p.send(message{Type: msgStart}); err != nil {
 		c.Delete(true)
+		return nil, err
+	}
+	if err := c.saveStarted(); err != nil {
 		return nil, err
 	}
 	if o.Starting != nil {
