@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -68,5 +69,24 @@ func TestPrespawnedTake(t *testing.T) {
 	pp.Discard() // taken: must not kill or close
 	if _, err := w.Write([]byte("x")); err != nil {
 		t.Fatalf("Discard of a taken init closed its socket: %v", err)
+	}
+}
+
+// TestConfigWarmUp: init's warm-up config decodes cleanly (a decode
+// that failed part-way would build only some of the decoders) and
+// reaches the spec's nested parts.
+func TestConfigWarmUp(t *testing.T) {
+	var m message
+	if err := json.Unmarshal([]byte(configWarmUp), &m); err != nil {
+		t.Fatalf("configWarmUp: %v", err)
+	}
+	c := m.Config
+	if m.Type != msgConfig || c == nil || c.Spec == nil || c.Spec.Process == nil || c.Spec.Linux == nil || c.Seccomp == nil {
+		t.Fatalf("configWarmUp decoded to %+v", m)
+	}
+	s := c.Spec
+	if len(s.Mounts) != 1 || len(s.Process.Rlimits) != 1 || s.Process.Capabilities == nil || s.Hooks == nil ||
+		len(s.Linux.Namespaces) != 1 || len(s.Linux.Devices) != 1 || s.Linux.Seccomp == nil || len(s.Linux.TimeOffsets) != 1 {
+		t.Errorf("configWarmUp lacks parts of the spec: %+v", s)
 	}
 }
