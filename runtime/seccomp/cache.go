@@ -70,7 +70,7 @@ func cacheKey(s *specs.LinuxSeccomp) (string, error) {
 	}
 	api, _ := libseccomp.GetAPI()
 	h := sha256.New()
-	fmt.Fprintf(h, "berth seccomp cache 1\x00%s\x00%s\x00%d\x00%s\x00", runtime.GOARCH, libseccompVersion(), api, unix.ByteSliceToString(u.Release[:]))
+	fmt.Fprintf(h, "berth seccomp cache 2\x00%s\x00%s\x00%d\x00%s\x00", runtime.GOARCH, libseccompVersion(), api, unix.ByteSliceToString(u.Release[:]))
 	h.Write(profile)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -24,6 +24,12 @@ func (p *profile) build() (_ *libseccomp.ScmpFilter, retErr error) {
 	if err := f.SetNoNewPrivsBit(false); err != nil {
 		return nil, fmt.Errorf("linux.seccomp: clear the filter's no_new_privs attribute: %w", err)
 	}
+	// A binary search on the syscall number instead of a list of
+	// compares: docker's profile allows some 350 calls, which each of the
+	// container's syscalls (and the kernel's action cache, built when
+	// the filter is loaded: about 1 ms of the start) walked in order.
+	// libseccomp before 2.5 lacks it and builds the list.
+	_ = f.SetOptimize(2)
 	if err := p.setFlags(f); err != nil {
 		return nil, err
 	}
