@@ -10,16 +10,12 @@
 # (libc and libseccomp) each time. osusergo and netgo keep glibc's NSS,
 # which cannot be linked statically, out of the binary, and
 # sqlite_omit_load_extension keeps SQLite from needing dlopen.
-#
-# GOEXPERIMENT=jsonv2: encoding/json runs on Go's new implementation (same
-# API and output). It builds a type's encoder only for the parts a value
-# has, and faster: a container start encodes and decodes docker's and the
-# OCI spec's large types once per process, which took about 1.8 ms of each
-# start's CPU with the old one. scripts/test.sh tests with it set too.
+# The Go settings (GOEXPERIMENT=jsonv2) are in scripts/goenv.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bin}
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+# shellcheck source=goenv.sh
+. scripts/goenv.sh
 # cgo needs gcc, and libseccomp-golang needs libseccomp's headers and
 # static library, found through pkg-config: install them when missing.
 if ! command -v gcc >/dev/null || ! command -v pkg-config >/dev/null || ! pkg-config --exists libseccomp; then
@@ -31,10 +27,6 @@ if ! command -v gcc >/dev/null || ! command -v pkg-config >/dev/null || ! pkg-co
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc pkg-config libseccomp-dev >/dev/null ||
     { echo "build.sh: apt-get install gcc pkg-config libseccomp-dev failed" >&2; exit 1; }
 fi
-case ",${GOEXPERIMENT:-}," in
-  *,jsonv2,*) ;;
-  *) export GOEXPERIMENT="${GOEXPERIMENT:+$GOEXPERIMENT,}jsonv2" ;;
-esac
 mkdir -p "$out"
 flags=(-trimpath -tags osusergo,netgo,sqlite_omit_load_extension -ldflags '-linkmode external -extldflags "-static"')
 go build "${flags[@]}" -o "$out/berth" ./cmd/berth

@@ -19,12 +19,8 @@ SHARED=${BERTH_SHARED:-$REPO/../shared}
 RT_FLOOR=${RT_FLOOR:-44}
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root" >&2; exit 1; }
 [ -d "$SHARED" ] || { echo "test.sh: $SHARED not found (shared/ must sit beside the repository)" >&2; exit 1; }
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
-# The Go tests run on the encoding/json that scripts/build.sh ships.
-case ",${GOEXPERIMENT:-}," in
-  *,jsonv2,*) ;;
-  *) export GOEXPERIMENT="${GOEXPERIMENT:+$GOEXPERIMENT,}jsonv2" ;;
-esac
+# shellcheck source=goenv.sh
+. scripts/goenv.sh
 
 pkgs=(gcc pkg-config libseccomp-dev busybox-static containernetworking-plugins iptables python3 iproute2 runc podman containerd hyperfine qemu-system-x86 xz-utils cpio docker-registry skopeo curl)
 need=()
